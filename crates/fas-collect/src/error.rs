@@ -23,13 +23,21 @@ pub struct Origin {
 impl Origin {
     /// Builds an origin from its parts.
     pub fn new(metric: &str, kind: &'static str, address: &str) -> Origin {
-        Origin { metric: metric.to_owned(), kind, address: address.to_owned() }
+        Origin {
+            metric: metric.to_owned(),
+            kind,
+            address: address.to_owned(),
+        }
     }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "metric `{}` ({} at {})", self.metric, self.kind, self.address)
+        write!(
+            f,
+            "metric `{}` ({} at {})",
+            self.metric, self.kind, self.address
+        )
     }
 }
 

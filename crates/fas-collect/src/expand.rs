@@ -78,7 +78,10 @@ fn name_len(s: &str) -> usize {
         Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {}
         _ => return 0,
     }
-    bytes.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count()
+    bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count()
 }
 
 fn is_name(s: &str) -> bool {
@@ -105,7 +108,10 @@ mod tests {
         let cases = [
             ("${APP_NAME}", "my-app"),
             ("$APP_NAME", "my-app"),
-            ("x{app=\"$APP_NAME\",r=\"${REGION}\"}", "x{app=\"my-app\",r=\"ams\"}"),
+            (
+                "x{app=\"$APP_NAME\",r=\"${REGION}\"}",
+                "x{app=\"my-app\",r=\"ams\"}",
+            ),
             ("$APP_NAME-suffix", "my-app-suffix"),
             ("$APP_NAMEX", "$APP_NAMEX"),
             ("${APP_NAME}X", "my-appX"),

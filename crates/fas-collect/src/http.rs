@@ -27,7 +27,9 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// The web PKI roots (compiled in, no OS files needed).
 pub(crate) fn webpki_roots() -> rustls::RootCertStore {
-    rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
 }
 
 fn tcp_connector(connect_timeout: Duration) -> HttpConnector {
@@ -57,7 +59,9 @@ pub(crate) fn h2_client(tls: rustls::ClientConfig, connect_timeout: Duration) ->
         .https_or_http()
         .enable_http2()
         .wrap_connector(tcp_connector(connect_timeout));
-    Client::builder(TokioExecutor::new()).http2_only(true).build(connector)
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
 }
 
 /// A fully read response.

@@ -110,6 +110,15 @@ const _: () = {
 };
 
 /// The lookup used for queries: `APP_NAME` is the app, other names come from `env`.
-fn query_lookup<'a>(app: &'a str, env: &'a BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| if name == "APP_NAME" { Some(app.to_owned()) } else { env.get(name).cloned() }
+fn query_lookup<'a>(
+    app: &'a str,
+    env: &'a BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        if name == "APP_NAME" {
+            Some(app.to_owned())
+        } else {
+            env.get(name).cloned()
+        }
+    }
 }

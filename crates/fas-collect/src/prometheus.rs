@@ -21,7 +21,11 @@ use crate::{Collector, query_lookup};
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// Characters left unencoded in the form body (`application/x-www-form-urlencoded`).
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*');
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'*');
 
 /// What to do when a query returns a vector with more than one sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,14 +137,20 @@ impl PrometheusCollector {
         }
         let address = cfg.address.trim().trim_end_matches('/');
         if address.is_empty() {
-            return Err(config_error("address", "prometheus address required".into()));
+            return Err(config_error(
+                "address",
+                "prometheus address required".into(),
+            ));
         }
-        let endpoint: http::Uri = format!("{address}/api/v1/query").parse().map_err(|e| CollectError::Config {
-            metric: cfg.metric_name.clone(),
-            key: "address",
-            message: format!("`{address}` is not a URL"),
-            source: Some(Box::new(e)),
-        })?;
+        let endpoint: http::Uri =
+            format!("{address}/api/v1/query")
+                .parse()
+                .map_err(|e| CollectError::Config {
+                    metric: cfg.metric_name.clone(),
+                    key: "address",
+                    message: format!("`{address}` is not a URL"),
+                    source: Some(Box::new(e)),
+                })?;
         if !matches!(endpoint.scheme_str(), Some("http" | "https")) || endpoint.host().is_none() {
             return Err(config_error(
                 "address",
@@ -151,7 +161,10 @@ impl PrometheusCollector {
         if let Some(value) = &authorization {
             // Checked once here so a request never fails on it; the message never quotes the token.
             HeaderValue::from_str(value.expose_secret()).map_err(|_| {
-                config_error("token", "the token contains characters not allowed in an HTTP header".into())
+                config_error(
+                    "token",
+                    "the token contains characters not allowed in an HTTP header".into(),
+                )
             })?;
         }
         let client = http_client(cfg.timeout).map_err(|e| CollectError::Config {
@@ -192,34 +205,51 @@ impl PrometheusCollector {
             builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
         }
         if let Some(value) = &self.authorization {
-            let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| CollectError::Custom {
-                at: self.at.clone(),
-                message: "invalid token".into(),
-                source: None,
-            })?;
+            let mut value =
+                HeaderValue::from_str(value.expose_secret()).map_err(|_| CollectError::Custom {
+                    at: self.at.clone(),
+                    message: "invalid token".into(),
+                    source: None,
+                })?;
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
-        builder.body(Full::new(body)).map_err(|e| CollectError::Custom {
-            at: self.at.clone(),
-            message: "cannot build the request".into(),
-            source: Some(Box::new(e)),
-        })
+        builder
+            .body(Full::new(body))
+            .map_err(|e| CollectError::Custom {
+                at: self.at.clone(),
+                message: "cannot build the request".into(),
+                source: Some(Box::new(e)),
+            })
     }
 
     async fn query_once(&self, app: &str) -> Result<f64, CollectError> {
-        let form = format!("query={}", utf8_percent_encode(&self.expanded_query(app), FORM));
-        let transport = |source| CollectError::Transport { at: self.at.clone(), source };
+        let form = format!(
+            "query={}",
+            utf8_percent_encode(&self.expanded_query(app), FORM)
+        );
+        let transport = |source| CollectError::Transport {
+            at: self.at.clone(),
+            source,
+        };
         let mut response = send(&self.client, self.request(Method::POST, &form)?, MAX_BODY)
             .await
             .map_err(transport)?;
-        if matches!(response.status, StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED) {
+        if matches!(
+            response.status,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
             tracing::debug!(metric = %self.at.metric, status = %response.status, "POST refused, retrying the query with GET");
             response = send(&self.client, self.request(Method::GET, &form)?, MAX_BODY)
                 .await
                 .map_err(transport)?;
         }
-        decode_response(&self.at, response.status, &response.body, self.multiple_series)
+        decode_response(
+            &self.at,
+            response.status,
+            &response.body,
+            self.multiple_series,
+        )
     }
 }
 
@@ -232,7 +262,10 @@ impl Collector for PrometheusCollector {
     async fn collect(&self, app: &str) -> Result<f64, CollectError> {
         match tokio::time::timeout(self.timeout, self.query_once(app)).await {
             Ok(result) => result,
-            Err(_) => Err(CollectError::Timeout { at: self.at.clone(), timeout: self.timeout }),
+            Err(_) => Err(CollectError::Timeout {
+                at: self.at.clone(),
+                timeout: self.timeout,
+            }),
         }
     }
 }
@@ -271,11 +304,23 @@ fn decode_response(
     body: &[u8],
     multiple: MultipleSeries,
 ) -> Result<f64, CollectError> {
-    let decode = |message: String| CollectError::Decode { at: at.clone(), message, body: snippet(body) };
+    let decode = |message: String| CollectError::Decode {
+        at: at.clone(),
+        message,
+        body: snippet(body),
+    };
     let parsed: ApiResponse = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
-        Err(e) if status.is_success() => return Err(decode(format!("not a prometheus json response: {e}"))),
-        Err(_) => return Err(CollectError::Http { at: at.clone(), status: status.as_u16(), body: snippet(body) }),
+        Err(e) if status.is_success() => {
+            return Err(decode(format!("not a prometheus json response: {e}")));
+        }
+        Err(_) => {
+            return Err(CollectError::Http {
+                at: at.clone(),
+                status: status.as_u16(),
+                body: snippet(body),
+            });
+        }
     };
     for warning in &parsed.warnings {
         tracing::warn!(metric = %at.metric, address = %at.address, warning = %warning, "prometheus query warning");
@@ -289,11 +334,16 @@ fn decode_response(
         });
     }
     if !status.is_success() {
-        return Err(CollectError::Http { at: at.clone(), status: status.as_u16(), body: snippet(body) });
+        return Err(CollectError::Http {
+            at: at.clone(),
+            status: status.as_u16(),
+            body: snippet(body),
+        });
     }
     let data = parsed.data.ok_or_else(|| decode("missing `data`".into()))?;
     let parse_value = |text: &str| {
-        parse_sample_value(text).ok_or_else(|| decode(format!("sample value `{text}` is not a number")))
+        parse_sample_value(text)
+            .ok_or_else(|| decode(format!("sample value `{text}` is not a number")))
     };
     match data.result_type.as_str() {
         "vector" => {
@@ -302,18 +352,24 @@ fn decode_response(
             match (samples.as_slice(), multiple) {
                 ([], _) => Err(CollectError::EmptyResult { at: at.clone() }),
                 ([one], _) => parse_value(&one.value.1),
-                (many, MultipleSeries::Sum) => {
-                    many.iter().try_fold(0.0, |sum, sample| Ok(sum + parse_value(&sample.value.1)?))
-                }
-                (many, MultipleSeries::Error) => Err(CollectError::MultipleSeries { at: at.clone(), n: many.len() }),
+                (many, MultipleSeries::Sum) => many
+                    .iter()
+                    .try_fold(0.0, |sum, sample| Ok(sum + parse_value(&sample.value.1)?)),
+                (many, MultipleSeries::Error) => Err(CollectError::MultipleSeries {
+                    at: at.clone(),
+                    n: many.len(),
+                }),
             }
         }
         "scalar" => {
-            let (_, value): (f64, String) =
-                serde_json::from_value(data.result).map_err(|e| decode(format!("bad scalar result: {e}")))?;
+            let (_, value): (f64, String) = serde_json::from_value(data.result)
+                .map_err(|e| decode(format!("bad scalar result: {e}")))?;
             parse_value(&value)
         }
-        other => Err(CollectError::UnsupportedResultType { at: at.clone(), result_type: other.to_owned() }),
+        other => Err(CollectError::UnsupportedResultType {
+            at: at.clone(),
+            result_type: other.to_owned(),
+        }),
     }
 }
 
@@ -343,7 +399,9 @@ mod tests {
 
     #[test]
     fn authorization_follows_the_contract() {
-        let header = |t: &str| authorization(Some(&SecretString::from(t))).map(|s| s.expose_secret().to_owned());
+        let header = |t: &str| {
+            authorization(Some(&SecretString::from(t))).map(|s| s.expose_secret().to_owned())
+        };
         assert_eq!(header("FlyV1 fm2_abc"), Some("FlyV1 fm2_abc".into()));
         assert_eq!(header("plain"), Some("Bearer plain".into()));
         assert_eq!(header(""), None);

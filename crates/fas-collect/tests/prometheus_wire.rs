@@ -37,7 +37,9 @@ async fn sent_query(server: &MockServer) -> (wiremock::Request, String) {
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
     let request = requests.into_iter().next().unwrap();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
+        .into_owned()
+        .collect();
     assert_eq!(form.len(), 1, "only `query` is sent: {form:?}");
     assert_eq!(form[0].0, "query");
     let query = form[0].1.clone();
@@ -62,8 +64,16 @@ async fn posts_a_form_with_the_expanded_query() {
         query,
         r#"label_replace(sum(queue_depth{app="my-app", other="my-app", r="ams & co", u="${UNSET}"}), "x", "$1", "a", "(.*)") + 0 * ${1}"#
     );
-    let header = |name: &str| request.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(header("authorization"), None, "no token, no header");
 }
 
@@ -82,20 +92,42 @@ async fn address_path_prefix_is_kept() {
 
 #[tokio::test]
 async fn authorization_header_follows_the_token_rules() {
-    for (token, want) in [("FlyV1 fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"), ("plain-token", "Bearer plain-token")] {
+    for (token, want) in [
+        ("FlyV1 fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"),
+        ("plain-token", "Bearer plain-token"),
+    ] {
         let server = serve(200, vector(&["1"])).await;
         let mut cfg = PrometheusConfig::new("m", &server.uri(), "up");
         cfg.token = Some(token.into());
-        PrometheusCollector::new(cfg).unwrap().collect("a").await.unwrap();
+        PrometheusCollector::new(cfg)
+            .unwrap()
+            .collect("a")
+            .await
+            .unwrap();
         let (request, _) = sent_query(&server).await;
-        assert_eq!(request.headers.get("authorization").unwrap().to_str().unwrap(), want);
+        assert_eq!(
+            request
+                .headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            want
+        );
     }
     let server = serve(200, vector(&["1"])).await;
     let mut cfg = PrometheusConfig::new("m", &server.uri(), "up");
     cfg.token = Some("".into());
-    PrometheusCollector::new(cfg).unwrap().collect("a").await.unwrap();
+    PrometheusCollector::new(cfg)
+        .unwrap()
+        .collect("a")
+        .await
+        .unwrap();
     let (request, _) = sent_query(&server).await;
-    assert!(request.headers.get("authorization").is_none(), "an empty token sends no header");
+    assert!(
+        request.headers.get("authorization").is_none(),
+        "an empty token sends no header"
+    );
 }
 
 #[tokio::test]
@@ -104,17 +136,53 @@ async fn result_shapes() {
         (vector(&["50"]), MultipleSeries::Error, Ok(50.0)),
         (vector(&["1e+06"]), MultipleSeries::Error, Ok(1e6)),
         (vector(&["+Inf"]), MultipleSeries::Error, Ok(f64::INFINITY)),
-        (vector(&["-Inf"]), MultipleSeries::Error, Ok(f64::NEG_INFINITY)),
-        (vector(&[]), MultipleSeries::Error, Err("empty prometheus result")),
-        (vector(&[]), MultipleSeries::Sum, Err("empty prometheus result")),
-        (vector(&["42", "8"]), MultipleSeries::Error, Err("returned 2 series")),
+        (
+            vector(&["-Inf"]),
+            MultipleSeries::Error,
+            Ok(f64::NEG_INFINITY),
+        ),
+        (
+            vector(&[]),
+            MultipleSeries::Error,
+            Err("empty prometheus result"),
+        ),
+        (
+            vector(&[]),
+            MultipleSeries::Sum,
+            Err("empty prometheus result"),
+        ),
+        (
+            vector(&["42", "8"]),
+            MultipleSeries::Error,
+            Err("returned 2 series"),
+        ),
         (vector(&["42", "8"]), MultipleSeries::Sum, Ok(50.0)),
         (vector(&["42", "8", "0.5"]), MultipleSeries::Sum, Ok(50.5)),
-        (json!({"status":"success","data":{"resultType":"scalar","result":[1795948788.673,"50"]}}), MultipleSeries::Error, Ok(50.0)),
-        (json!({"status":"success","data":{"resultType":"string","result":[1795948788.673,"hello"]}}), MultipleSeries::Error, Err("unsupported prometheus result type `string`")),
-        (json!({"status":"success","data":{"resultType":"matrix","result":[]}}), MultipleSeries::Error, Err("unsupported prometheus result type `matrix`")),
-        (json!({"status":"success","data":{"resultType":"vector","result":{"oops":1}}}), MultipleSeries::Error, Err("cannot decode response: bad vector result")),
-        (json!({"status":"success"}), MultipleSeries::Error, Err("missing `data`")),
+        (
+            json!({"status":"success","data":{"resultType":"scalar","result":[1795948788.673,"50"]}}),
+            MultipleSeries::Error,
+            Ok(50.0),
+        ),
+        (
+            json!({"status":"success","data":{"resultType":"string","result":[1795948788.673,"hello"]}}),
+            MultipleSeries::Error,
+            Err("unsupported prometheus result type `string`"),
+        ),
+        (
+            json!({"status":"success","data":{"resultType":"matrix","result":[]}}),
+            MultipleSeries::Error,
+            Err("unsupported prometheus result type `matrix`"),
+        ),
+        (
+            json!({"status":"success","data":{"resultType":"vector","result":{"oops":1}}}),
+            MultipleSeries::Error,
+            Err("cannot decode response: bad vector result"),
+        ),
+        (
+            json!({"status":"success"}),
+            MultipleSeries::Error,
+            Err("missing `data`"),
+        ),
     ];
     for (body, multiple, want) in cases {
         let server = serve(200, body.clone()).await;
@@ -126,7 +194,10 @@ async fn result_shapes() {
             (Err(e), Err(w)) => {
                 let text = e.to_string();
                 assert!(text.contains(w), "{body}: `{text}` should contain `{w}`");
-                assert!(text.contains("queue_depth") && text.contains(&server.uri()), "names metric and address: {text}");
+                assert!(
+                    text.contains("queue_depth") && text.contains(&server.uri()),
+                    "names metric and address: {text}"
+                );
             }
             (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
         }
@@ -136,14 +207,26 @@ async fn result_shapes() {
 #[tokio::test]
 async fn nan_passes_through() {
     let server = serve(200, vector(&["NaN"])).await;
-    assert!(collector(&server.uri(), "q").collect("a").await.unwrap().is_nan());
+    assert!(
+        collector(&server.uri(), "q")
+            .collect("a")
+            .await
+            .unwrap()
+            .is_nan()
+    );
 }
 
 #[tokio::test]
 async fn several_series_error_says_to_aggregate() {
     let server = serve(200, vector(&["1", "2", "3"])).await;
-    let err = collector(&server.uri(), "queue_depth").collect("a").await.unwrap_err();
-    assert!(matches!(err, CollectError::MultipleSeries { n: 3, .. }), "{err:?}");
+    let err = collector(&server.uri(), "queue_depth")
+        .collect("a")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CollectError::MultipleSeries { n: 3, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("sum("), "{err}");
 }
 
@@ -151,9 +234,17 @@ async fn several_series_error_says_to_aggregate() {
 async fn http_and_json_errors_are_typed() {
     let bad_data = json!({"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis"});
     let server = serve(400, bad_data).await;
-    let err = collector(&server.uri(), "sum(queue_depth").collect("a").await.unwrap_err();
+    let err = collector(&server.uri(), "sum(queue_depth")
+        .collect("a")
+        .await
+        .unwrap_err();
     match &err {
-        CollectError::PrometheusError { status, error_type, error, at } => {
+        CollectError::PrometheusError {
+            status,
+            error_type,
+            error,
+            at,
+        } => {
             assert_eq!((*status, error_type.as_str()), (400, "bad_data"));
             assert!(error.contains("unclosed left parenthesis"));
             assert_eq!(at.metric, "queue_depth");
@@ -163,20 +254,33 @@ async fn http_and_json_errors_are_typed() {
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("<html>upstream connect error</html>"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_string("<html>upstream connect error</html>"),
+        )
         .mount(&server)
         .await;
-    let err = collector(&server.uri(), "q").collect("a").await.unwrap_err();
-    assert!(matches!(&err, CollectError::Http { status: 503, body, .. } if body.contains("upstream connect error")), "{err:?}");
+    let err = collector(&server.uri(), "q")
+        .collect("a")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CollectError::Http { status: 503, body, .. } if body.contains("upstream connect error")),
+        "{err:?}"
+    );
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(5000)))
         .mount(&server)
         .await;
-    let err = collector(&server.uri(), "q").collect("a").await.unwrap_err();
+    let err = collector(&server.uri(), "q")
+        .collect("a")
+        .await
+        .unwrap_err();
     match &err {
-        CollectError::Decode { body, .. } => assert!(body.len() < 400, "snippet is bounded: {}", body.len()),
+        CollectError::Decode { body, .. } => {
+            assert!(body.len() < 400, "snippet is bounded: {}", body.len())
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -184,27 +288,48 @@ async fn http_and_json_errors_are_typed() {
 #[tokio::test]
 async fn falls_back_to_get_when_post_is_refused() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(405)).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(405))
+        .expect(1)
+        .mount(&server)
+        .await;
     Mock::given(method("GET"))
         .and(path("/api/v1/query"))
-        .and(wiremock::matchers::query_param("query", "sum(x{app=\"a b\"})"))
+        .and(wiremock::matchers::query_param(
+            "query",
+            "sum(x{app=\"a b\"})",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(vector(&["3"])))
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(collector(&server.uri(), "sum(x{app=\"${APP_NAME}\"})").collect("a b").await.unwrap(), 3.0);
+    assert_eq!(
+        collector(&server.uri(), "sum(x{app=\"${APP_NAME}\"})")
+            .collect("a b")
+            .await
+            .unwrap(),
+        3.0
+    );
 }
 
 #[tokio::test]
 async fn slow_server_times_out() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(vector(&["1"])).set_delay(Duration::from_secs(5)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(vector(&["1"]))
+                .set_delay(Duration::from_secs(5)),
+        )
         .mount(&server)
         .await;
     let mut cfg = PrometheusConfig::new("queue_depth", &server.uri(), "q");
     cfg.timeout = Duration::from_millis(200);
-    let err = PrometheusCollector::new(cfg).unwrap().collect("a").await.unwrap_err();
+    let err = PrometheusCollector::new(cfg)
+        .unwrap()
+        .collect("a")
+        .await
+        .unwrap_err();
     assert!(matches!(err, CollectError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("timed out after 200ms"), "{err}");
 }
@@ -216,14 +341,25 @@ async fn refused_connection_is_a_transport_error_naming_metric_and_address() {
     let err = collector(&address, "q").collect("a").await.unwrap_err();
     assert!(matches!(err, CollectError::Transport { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("queue_depth") && text.contains(&address), "{text}");
+    assert!(
+        text.contains("queue_depth") && text.contains(&address),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_configs_name_the_key() {
-    for (address, query, key) in [("", "q", "address"), ("not a url", "q", "address"), ("ftp://x", "q", "address"), ("http://x", " ", "query")] {
+    for (address, query, key) in [
+        ("", "q", "address"),
+        ("not a url", "q", "address"),
+        ("ftp://x", "q", "address"),
+        ("http://x", " ", "query"),
+    ] {
         let err = PrometheusCollector::new(PrometheusConfig::new("m", address, query)).unwrap_err();
-        assert!(matches!(&err, CollectError::Config { key: k, .. } if *k == key), "{address:?}: {err:?}");
+        assert!(
+            matches!(&err, CollectError::Config { key: k, .. } if *k == key),
+            "{address:?}: {err:?}"
+        );
     }
 }
 
@@ -260,7 +396,10 @@ async fn warnings_are_logged_and_the_token_never_leaks() {
     with_warning["warnings"] = json!(["PromQL info: metric might not be a counter"]);
     let bodies = [
         (200, with_warning),
-        (400, json!({"status":"error","errorType":"bad_data","error":"parse error"})),
+        (
+            400,
+            json!({"status":"error","errorType":"bad_data","error":"parse error"}),
+        ),
         (200, vector(&["1", "2"])),
         (200, vector(&[])),
     ];
@@ -278,12 +417,28 @@ async fn warnings_are_logged_and_the_token_never_leaks() {
                 Err(e) => rendered.push_str(&format!("{e}\n{e:?}\n")),
             }
             let (request, _) = sent_query(&server).await;
-            assert!(request.headers.get("authorization").unwrap().to_str().unwrap().contains(CANARY));
+            assert!(
+                request
+                    .headers
+                    .get("authorization")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .contains(CANARY)
+            );
         }
         // a transport error and a timeout too
-        let mut cfg = PrometheusConfig::new("queue_depth", &format!("http://127.0.0.1:{}", fas_testkit::free_port()), "q");
+        let mut cfg = PrometheusConfig::new(
+            "queue_depth",
+            &format!("http://127.0.0.1:{}", fas_testkit::free_port()),
+            "q",
+        );
         cfg.token = Some(token.clone().into());
-        let e = PrometheusCollector::new(cfg).unwrap().collect("a").await.unwrap_err();
+        let e = PrometheusCollector::new(cfg)
+            .unwrap()
+            .collect("a")
+            .await
+            .unwrap_err();
         rendered.push_str(&format!("{e}\n{e:?}\n"));
     }
     // a token that is not a valid header value: the error names the key, not the value
@@ -293,8 +448,14 @@ async fn warnings_are_logged_and_the_token_never_leaks() {
     rendered.push_str(&format!("{e}\n{e:?}\n"));
 
     let logs = logs.text();
-    assert!(logs.contains("metric might not be a counter"), "warnings logged: {logs}");
+    assert!(
+        logs.contains("metric might not be a counter"),
+        "warnings logged: {logs}"
+    );
     assert!(rendered.contains("REDACTED"), "{rendered}");
-    assert!(!rendered.contains(CANARY), "token leaked in Debug/errors:\n{rendered}");
+    assert!(
+        !rendered.contains(CANARY),
+        "token leaked in Debug/errors:\n{rendered}"
+    );
     assert!(!logs.contains(CANARY), "token leaked in logs:\n{logs}");
 }

@@ -24,13 +24,17 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the server with an empty body. Must be called inside a tokio runtime.
     pub async fn start() -> Exporter {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the exporter on 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the exporter on 127.0.0.1:0");
         let addr = listener.local_addr().expect("exporter local address");
         let text = Arc::new(Mutex::new(String::new()));
         let shared = Arc::clone(&text);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
@@ -42,7 +46,9 @@ impl Exporter {
                                     .header("content-type", "text/plain; version=0.0.4")
                                     .body(Full::new(Bytes::from(body)))
                             } else {
-                                Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found")))
+                                Response::builder()
+                                    .status(404)
+                                    .body(Full::new(Bytes::from_static(b"not found")))
                             };
                             Ok::<_, Infallible>(response.unwrap_or_default())
                         }

@@ -28,8 +28,12 @@ pub use temporal::TemporalServer;
 /// Another process may take it before it is used; the servers here start quickly enough that
 /// this does not happen in practice on a test machine.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener.local_addr().expect("local address of a bound listener").port()
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
 }
 
 /// `GET url` on loopback with a 2 s limit: the status and body, or `None` when it failed.
@@ -38,8 +42,8 @@ pub(crate) async fn http_get(url: &str) -> Option<(u16, String)> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let client: Client<_, Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
     let uri: hyper::Uri = url.parse().ok()?;
     let call = async {
         let response = client.get(uri).await.ok()?;
@@ -47,5 +51,8 @@ pub(crate) async fn http_get(url: &str) -> Option<(u16, String)> {
         let body = response.into_body().collect().await.ok()?.to_bytes();
         Some((status, String::from_utf8_lossy(&body).into_owned()))
     };
-    tokio::time::timeout(std::time::Duration::from_secs(2), call).await.ok().flatten()
+    tokio::time::timeout(std::time::Duration::from_secs(2), call)
+        .await
+        .ok()
+        .flatten()
 }

@@ -6,7 +6,9 @@ use std::process::{Child, Command, Stdio};
 /// Finds a test binary: `$env_var`, else `fallback` (a path, or a name looked up on `PATH`).
 /// Panics, telling the user to run `scripts/test`, when it is missing.
 pub(crate) fn find_binary(env_var: &str, fallback: &str, what: &str) -> PathBuf {
-    let candidate = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(fallback));
+    let candidate = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(fallback));
     if candidate.components().count() > 1 {
         if candidate.is_file() {
             return candidate;
@@ -44,8 +46,13 @@ impl OwnedChild {
         let file = std::fs::File::create(log).expect("create the server log file");
         let err = file.try_clone().expect("clone the log file handle");
         command.stdin(Stdio::null()).stdout(file).stderr(err);
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        OwnedChild { child, log: log.to_owned() }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        OwnedChild {
+            child,
+            log: log.to_owned(),
+        }
     }
 
     /// Panics if the process has already exited, with its log tail.

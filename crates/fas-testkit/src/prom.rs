@@ -49,7 +49,10 @@ impl PromServer {
         let mut command = Command::new(&bin);
         command
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn");
         let mut child = OwnedChild::spawn(command, &dir.path().join("prometheus.log"));
@@ -67,7 +70,11 @@ impl PromServer {
             );
             sleep(Duration::from_millis(50)).await;
         }
-        PromServer { url, child, _dir: dir }
+        PromServer {
+            url,
+            child,
+            _dir: dir,
+        }
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234` (the API is at `{url}/api/v1/...`).
@@ -79,17 +86,26 @@ impl PromServer {
     pub async fn wait_for(&self, query: &str) {
         let encoded: String = query
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         let url = format!("{}/api/v1/query?query={encoded}", self.url);
         let deadline = Instant::now() + DATA_DEADLINE;
         let mut last = String::new();
         loop {
             if let Some((200, body)) = http_get(&url).await {
-                let has_data = serde_json::from_str::<serde_json::Value>(&body).ok().is_some_and(|v| {
-                    let result = &v["data"]["result"];
-                    result.as_array().is_some_and(|a| !a.is_empty()) || v["data"]["resultType"] == "scalar"
-                });
+                let has_data = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .is_some_and(|v| {
+                        let result = &v["data"]["result"];
+                        result.as_array().is_some_and(|a| !a.is_empty())
+                            || v["data"]["resultType"] == "scalar"
+                    });
                 if has_data {
                     return;
                 }

@@ -30,12 +30,23 @@ impl TemporalServer {
     /// Panics when the binary is missing (run `scripts/test`), exits early or is not ready in 30 s.
     pub async fn start() -> TemporalServer {
         let fallback = workspace_root().join(".tools/bin/temporal");
-        let bin = find_binary("FAS_TEST_TEMPORAL_BIN", &fallback.to_string_lossy(), "temporal");
+        let bin = find_binary(
+            "FAS_TEST_TEMPORAL_BIN",
+            &fallback.to_string_lossy(),
+            "temporal",
+        );
         let dir = tempfile::tempdir().expect("create a temp dir for temporal");
         let (grpc_port, http_port, metrics_port) = (free_port(), free_port(), free_port());
         let mut command = Command::new(&bin);
         command
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port"])
+            .args([
+                "server",
+                "start-dev",
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+            ])
             .arg(grpc_port.to_string())
             .arg("--http-port")
             .arg(http_port.to_string())
@@ -58,7 +69,13 @@ impl TemporalServer {
             );
             sleep(Duration::from_millis(50)).await;
         }
-        TemporalServer { bin, grpc_port, http_port, child, _dir: dir }
+        TemporalServer {
+            bin,
+            grpc_port,
+            http_port,
+            child,
+            _dir: dir,
+        }
     }
 
     /// The gRPC frontend address, `127.0.0.1:<port>` (what users configure as `address`).
@@ -76,22 +93,38 @@ impl TemporalServer {
     ///
     /// Panics when the CLI fails or takes more than 30 s.
     pub async fn start_workflow(&self, namespace: &str, workflow_type: &str, id: &str) {
-        self.start_workflow_on_queue(namespace, workflow_type, "q", id).await;
+        self.start_workflow_on_queue(namespace, workflow_type, "q", id)
+            .await;
     }
 
     /// Like [`TemporalServer::start_workflow`] with a chosen task queue.
-    pub async fn start_workflow_on_queue(&self, namespace: &str, workflow_type: &str, task_queue: &str, id: &str) {
+    pub async fn start_workflow_on_queue(
+        &self,
+        namespace: &str,
+        workflow_type: &str,
+        task_queue: &str,
+        id: &str,
+    ) {
         let mut command = tokio::process::Command::new(&self.bin);
         command
             .args(["workflow", "start", "--address"])
             .arg(self.grpc_address())
-            .args(["--namespace", namespace, "--type", workflow_type, "--task-queue", task_queue])
+            .args([
+                "--namespace",
+                namespace,
+                "--type",
+                workflow_type,
+                "--task-queue",
+                task_queue,
+            ])
             .args(["--workflow-id", id])
             .kill_on_drop(true);
         // `output()` waits for (reaps) the CLI process; on timeout kill_on_drop kills it.
         let output = tokio::time::timeout(CLI_TIMEOUT, command.output())
             .await
-            .unwrap_or_else(|_| panic!("`temporal workflow start` for {id} took more than {CLI_TIMEOUT:?}"))
+            .unwrap_or_else(|_| {
+                panic!("`temporal workflow start` for {id} took more than {CLI_TIMEOUT:?}")
+            })
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         assert!(
             output.status.success(),

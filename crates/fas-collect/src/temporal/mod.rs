@@ -101,25 +101,49 @@ impl TemporalCollector {
     /// the key); a certificate/key pair rustls refuses.
     pub fn new(cfg: TemporalConfig) -> Result<TemporalCollector, CollectError> {
         let metric = cfg.metric_name.clone();
-        let config_error = |key: &'static str, message: String, source: Option<crate::error::BoxError>| {
-            CollectError::Config { metric: metric.clone(), key, message, source }
-        };
+        let config_error =
+            |key: &'static str, message: String, source: Option<crate::error::BoxError>| {
+                CollectError::Config {
+                    metric: metric.clone(),
+                    key,
+                    message,
+                    source,
+                }
+            };
         if cfg.metric_name.trim().is_empty() {
-            return Err(config_error("metric-name", "metric name required".into(), None));
+            return Err(config_error(
+                "metric-name",
+                "metric name required".into(),
+                None,
+            ));
         }
         if cfg.namespace.trim().is_empty() {
-            return Err(config_error("namespace", "temporal namespace required".into(), None));
+            return Err(config_error(
+                "namespace",
+                "temporal namespace required".into(),
+                None,
+            ));
         }
         let address = cfg.address.trim().trim_end_matches('/');
         let client_auth = match (&cfg.cert_pem, &cfg.key_pem) {
-            (Some(cert), Some(key)) if !cert.trim().is_empty() && !key.expose_secret().trim().is_empty() => {
+            (Some(cert), Some(key))
+                if !cert.trim().is_empty() && !key.expose_secret().trim().is_empty() =>
+            {
                 Some((cert.as_str(), key))
             }
             (Some(cert), _) if !cert.trim().is_empty() => {
-                return Err(config_error("key-data", "a certificate was given without its key".into(), None));
+                return Err(config_error(
+                    "key-data",
+                    "a certificate was given without its key".into(),
+                    None,
+                ));
             }
             (_, Some(key)) if !key.expose_secret().trim().is_empty() => {
-                return Err(config_error("cert-data", "a key was given without its certificate".into(), None));
+                return Err(config_error(
+                    "cert-data",
+                    "a key was given without its certificate".into(),
+                    None,
+                ));
             }
             _ => None,
         };
@@ -129,7 +153,9 @@ impl TemporalCollector {
             if client_auth.is_some() {
                 return Err(config_error(
                     "address",
-                    format!("`{address}` is http:// but a client certificate was given (use https:// or host:port)"),
+                    format!(
+                        "`{address}` is http:// but a client certificate was given (use https:// or host:port)"
+                    ),
                     None,
                 ));
             }
@@ -138,17 +164,30 @@ impl TemporalCollector {
             (client_auth.is_some(), address)
         };
         if authority.is_empty() || authority.contains('/') {
-            return Err(config_error("address", format!("`{address}` must be host:port"), None));
+            return Err(config_error(
+                "address",
+                format!("`{address}` must be host:port"),
+                None,
+            ));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        {
             authority.to_owned()
         } else {
             format!("{authority}:7233")
         };
         let scheme = if tls { "https" } else { "http" };
-        let uri: http::Uri = format!("{scheme}://{authority}{COUNT_PATH}").parse().map_err(|e| {
-            config_error("address", format!("`{address}` must be host:port"), Some(Box::new(e)))
-        })?;
+        let uri: http::Uri = format!("{scheme}://{authority}{COUNT_PATH}")
+            .parse()
+            .map_err(|e| {
+                config_error(
+                    "address",
+                    format!("`{address}` must be host:port"),
+                    Some(Box::new(e)),
+                )
+            })?;
 
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -159,15 +198,35 @@ impl TemporalCollector {
             Some((cert, key)) => {
                 let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| config_error("cert-data", "not a PEM certificate".into(), Some(Box::new(e))))?;
+                    .map_err(|e| {
+                        config_error(
+                            "cert-data",
+                            "not a PEM certificate".into(),
+                            Some(Box::new(e)),
+                        )
+                    })?;
                 if chain.is_empty() {
-                    return Err(config_error("cert-data", "no PEM certificate found".into(), None));
+                    return Err(config_error(
+                        "cert-data",
+                        "no PEM certificate found".into(),
+                        None,
+                    ));
                 }
                 // The pem error only describes the structure, never the key material.
-                let key = PrivateKeyDer::from_pem_slice(key.expose_secret().as_bytes())
-                    .map_err(|e| config_error("key-data", "not a PEM private key".into(), Some(Box::new(e))))?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(key.expose_secret().as_bytes()).map_err(|e| {
+                        config_error(
+                            "key-data",
+                            "not a PEM private key".into(),
+                            Some(Box::new(e)),
+                        )
+                    })?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    config_error("key-data", "certificate and key rejected".into(), Some(Box::new(e)))
+                    config_error(
+                        "key-data",
+                        "certificate and key rejected".into(),
+                        Some(Box::new(e)),
+                    )
                 })?
             }
         };
@@ -203,7 +262,10 @@ impl TemporalCollector {
             .header(CONTENT_TYPE, "application/grpc")
             .header(TE, "trailers")
             .header(USER_AGENT, crate::http::USER_AGENT)
-            .header("grpc-timeout", format!("{}m", self.timeout.as_millis().clamp(1, 99_999_999)))
+            .header(
+                "grpc-timeout",
+                format!("{}m", self.timeout.as_millis().clamp(1, 99_999_999)),
+            )
             .header("temporal-namespace", self.namespace.as_str())
             .body(Full::new(Bytes::from(proto::grpc_frame(&message))))
             .map_err(|e| CollectError::Custom {
@@ -213,12 +275,20 @@ impl TemporalCollector {
             })?;
         let response = send(&self.client, request, MAX_BODY)
             .await
-            .map_err(|source| CollectError::Transport { at: self.at.clone(), source })?;
+            .map_err(|source| CollectError::Transport {
+                at: self.at.clone(),
+                source,
+            })?;
         // A failed call is usually "trailers-only": grpc-status arrives in the headers.
-        let status = grpc_status(&response.headers).or_else(|| response.trailers.as_ref().and_then(grpc_status));
+        let status = grpc_status(&response.headers)
+            .or_else(|| response.trailers.as_ref().and_then(grpc_status));
         if response.status != StatusCode::OK {
             return Err(match status {
-                Some((code, message)) if code != 0 => CollectError::Grpc { at: self.at.clone(), code, message },
+                Some((code, message)) if code != 0 => CollectError::Grpc {
+                    at: self.at.clone(),
+                    code,
+                    message,
+                },
                 _ => CollectError::Http {
                     at: self.at.clone(),
                     status: response.status.as_u16(),
@@ -233,8 +303,18 @@ impl TemporalCollector {
         };
         match status {
             Some((0, _)) => {}
-            Some((code, message)) => return Err(CollectError::Grpc { at: self.at.clone(), code, message }),
-            None => return Err(decode("no grpc-status in the response (not a grpc server?)".into())),
+            Some((code, message)) => {
+                return Err(CollectError::Grpc {
+                    at: self.at.clone(),
+                    code,
+                    message,
+                });
+            }
+            None => {
+                return Err(decode(
+                    "no grpc-status in the response (not a grpc server?)".into(),
+                ));
+            }
         }
         let message = proto::grpc_unframe(&response.body).map_err(|e| decode(e.0))?;
         let count = proto::decode_count_response(message).map_err(|e| decode(e.0))?;
@@ -244,11 +324,21 @@ impl TemporalCollector {
 
 /// `grpc-status` (and the percent-decoded `grpc-message`) from a header or trailer map.
 fn grpc_status(headers: &HeaderMap) -> Option<(u32, String)> {
-    let code = headers.get("grpc-status")?.to_str().ok()?.trim().parse().ok()?;
+    let code = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     Some((code, message))
 }
@@ -262,7 +352,10 @@ impl Collector for TemporalCollector {
     async fn collect(&self, app: &str) -> Result<f64, CollectError> {
         match tokio::time::timeout(self.timeout, self.call(app)).await {
             Ok(result) => result,
-            Err(_) => Err(CollectError::Timeout { at: self.at.clone(), timeout: self.timeout }),
+            Err(_) => Err(CollectError::Timeout {
+                at: self.at.clone(),
+                timeout: self.timeout,
+            }),
         }
     }
 }
@@ -276,8 +369,14 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(grpc_status(&h), None);
         h.insert("grpc-status", "5".parse().unwrap());
-        h.insert("grpc-message", "Namespace%20nope%20is%20not%20found.".parse().unwrap());
-        assert_eq!(grpc_status(&h), Some((5, "Namespace nope is not found.".into())));
+        h.insert(
+            "grpc-message",
+            "Namespace%20nope%20is%20not%20found.".parse().unwrap(),
+        );
+        assert_eq!(
+            grpc_status(&h),
+            Some((5, "Namespace nope is not found.".into()))
+        );
     }
 
     #[test]
@@ -286,14 +385,27 @@ mod tests {
         cfg.query = Some(r#"TaskQueue="${APP_NAME}-$REGION""#.into());
         cfg.env.insert("REGION".into(), "ams".into());
         let c = TemporalCollector::new(cfg).unwrap();
-        assert_eq!(c.uri.to_string(), format!("http://localhost:7233{COUNT_PATH}"));
-        assert_eq!(c.visibility_query("app1"), r#"ExecutionStatus="Running" AND (TaskQueue="app1-ams")"#);
-        let c = TemporalCollector::new(TemporalConfig::new("wf", "https://ns.tmprl.cloud:7233/")).unwrap();
-        assert_eq!(c.uri.to_string(), format!("https://ns.tmprl.cloud:7233{COUNT_PATH}"));
+        assert_eq!(
+            c.uri.to_string(),
+            format!("http://localhost:7233{COUNT_PATH}")
+        );
+        assert_eq!(
+            c.visibility_query("app1"),
+            r#"ExecutionStatus="Running" AND (TaskQueue="app1-ams")"#
+        );
+        let c = TemporalCollector::new(TemporalConfig::new("wf", "https://ns.tmprl.cloud:7233/"))
+            .unwrap();
+        assert_eq!(
+            c.uri.to_string(),
+            format!("https://ns.tmprl.cloud:7233{COUNT_PATH}")
+        );
         assert_eq!(c.visibility_query("x"), r#"ExecutionStatus="Running""#);
         for bad in ["", "http://", "host:1/path"] {
             let err = TemporalCollector::new(TemporalConfig::new("wf", bad)).unwrap_err();
-            assert!(matches!(err, CollectError::Config { key: "address", .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, CollectError::Config { key: "address", .. }),
+                "{bad}: {err}"
+            );
         }
     }
 }

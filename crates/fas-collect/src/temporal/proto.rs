@@ -39,7 +39,9 @@ pub(crate) fn encode_count_request(namespace: &str, query: &str) -> Vec<u8> {
 fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, ProtoError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
-        let byte = *buf.get(*pos).ok_or_else(|| ProtoError("truncated varint".into()))?;
+        let byte = *buf
+            .get(*pos)
+            .ok_or_else(|| ProtoError("truncated varint".into()))?;
         *pos += 1;
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
@@ -70,7 +72,11 @@ pub(crate) fn decode_count_response(buf: &[u8]) -> Result<i64, ProtoError> {
         match (field, wire_type) {
             // int64 is a two's complement varint
             (1, 0) => count = get_varint(buf, &mut pos)? as i64,
-            (1, other) => return Err(ProtoError(format!("field 1 (count) has wire type {other}, expected 0"))),
+            (1, other) => {
+                return Err(ProtoError(format!(
+                    "field 1 (count) has wire type {other}, expected 0"
+                )));
+            }
             (_, 0) => {
                 get_varint(buf, &mut pos)?;
             }
@@ -91,7 +97,11 @@ pub(crate) fn grpc_frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 5);
     out.push(0);
     // A request message is a few hundred bytes; u32 overflow would need a 4 GiB query.
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(message);
     out
 }
@@ -99,14 +109,23 @@ pub(crate) fn grpc_frame(message: &[u8]) -> Vec<u8> {
 /// The message of the first gRPC frame of a response body.
 pub(crate) fn grpc_unframe(body: &[u8]) -> Result<&[u8], ProtoError> {
     let [flag, a, b, c, d, rest @ ..] = body else {
-        return Err(ProtoError(format!("grpc frame header truncated ({} bytes)", body.len())));
+        return Err(ProtoError(format!(
+            "grpc frame header truncated ({} bytes)",
+            body.len()
+        )));
     };
     if *flag != 0 {
-        return Err(ProtoError("compressed grpc messages are not supported".into()));
+        return Err(ProtoError(
+            "compressed grpc messages are not supported".into(),
+        ));
     }
     let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
-    rest.get(..len)
-        .ok_or_else(|| ProtoError(format!("grpc frame says {len} bytes, body has {}", rest.len())))
+    rest.get(..len).ok_or_else(|| {
+        ProtoError(format!(
+            "grpc frame says {len} bytes, body has {}",
+            rest.len()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +155,9 @@ mod tests {
         assert_eq!(decode_count_response(&[0x08, 3]), Ok(3));
         assert_eq!(decode_count_response(&[0x08, 0xac, 0x02]), Ok(300));
         // count 4 plus a groups entry (field 2, length 3) and an unknown fixed64 and fixed32 field
-        let msg = [0x12, 3, 1, 2, 3, 0x08, 4, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0x25, 1, 2, 3, 4];
+        let msg = [
+            0x12, 3, 1, 2, 3, 0x08, 4, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0x25, 1, 2, 3, 4,
+        ];
         assert_eq!(decode_count_response(&msg), Ok(4));
         // -1 as int64 is ten varint bytes
         let mut neg = vec![0x08];
@@ -152,7 +173,12 @@ mod tests {
         assert!(decode_count_response(&[0x12, 10, 1]).is_err());
         assert!(decode_count_response(&[0x0a, 1, 1]).is_err()); // count with the wrong wire type
         assert!(decode_count_response(&[0x0b]).is_err()); // wire type 3 (groups) unsupported
-        assert!(decode_count_response(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(
+            decode_count_response(&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .is_err()
+        );
     }
 
     #[test]
