@@ -1,1 +1,252 @@
-//! Configuration: placeholder, filled by its issue.
+//! Configuration: the environment and an optional YAML file, checked and turned into a typed [`Config`].
+//!
+//! # How it works (two layers, "parse, don't validate")
+//! 1. **Environment layer** (`raw::env_layer`): an explicit table ([`KEYS`]) maps each `FAS_*` variable to its
+//!    YAML key; values stay text (no TOML-ish guessing: `FAS_STARTED_MACHINE_COUNT=5` is the expression `5`).
+//!    `FAS_PROMETHEUS_ADDRESS` / `FAS_TEMPORAL_ADDRESS` each add one collector ([`PROMETHEUS_ENV`],
+//!    [`TEMPORAL_ENV`]). Tests pass the environment as a map in [`Sources`]; nothing here reads `std::env`.
+//! 2. **File layer** (`raw::file_layer`): the file text has `$VAR` / `${VAR}` replaced by environment values
+//!    ([`fas_collect::expand_vars`]; undefined variables become empty like Go's `os.ExpandEnv`) except `APP_NAME`,
+//!    which survives as the per-app placeholder, and `$1`-style references, which PromQL needs. Then figment's
+//!    YAML provider deserializes it into a raw serde struct with `deny_unknown_fields`, every scalar kept as text
+//!    (so unquoted `started-machine-count: 5` works).
+//! 3. **Overlay**: the file is laid over the environment per key (the file wins); a `metric-collectors` list in
+//!    the file replaces the env-defined collectors. Every value remembers where it came from.
+//! 4. **Build** (`build::build`): durations, integers, booleans and enums parsed, expressions compiled and checked
+//!    against the configured metric names, the contract's validation rules applied. Every problem is collected;
+//!    [`load`] returns all of them at once in [`ConfigErrors`], each naming the env var or key (and the value,
+//!    unless it is a secret).
+//!
+//! # Invariants and the tests that guard them (`tests/config.rs`)
+//! - env name <-> key mapping: `env_and_yaml_keys_map_to_the_same_field`; defaults: `defaults`.
+//! - file over env, collectors replaced: `file_wins_over_env`, `file_collectors_replace_env_collectors`.
+//! - `${VAR}` expansion, `${APP_NAME}` and `$1` survive: `file_expansion_*`.
+//! - all problems at once: `five_problems_are_reported_together`; each contract message: `validation_*`.
+//! - secrets never shown: `token_canary_*`; reference file parses: `reference_yaml_file_loads`.
+
+mod build;
+mod duration;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use duration::parse_go_duration;
+pub use raw::{KEYS, PROMETHEUS_ENV, TEMPORAL_ENV};
+
+/// Default time between reconciliations (`interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default limit on one app's reconciliation (`timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default refresh period of the wildcard app list (`app-list-refresh-interval`).
+pub const DEFAULT_APP_LIST_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// Default per-collector timeout (never more than the app `timeout`).
+pub const DEFAULT_COLLECTOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default Machines API base URL (`FLY_FLAPS_BASE_URL`).
+pub const DEFAULT_FLAPS_BASE_URL: &str = "https://api.machines.dev";
+/// Default GraphQL API base URL (`FLY_API_BASE_URL`).
+pub const DEFAULT_GRAPHQL_BASE_URL: &str = "https://api.fly.io";
+/// Default metrics listen address, Go style (`:9090` = every interface).
+pub const DEFAULT_METRICS_ADDRESS: &str = ":9090";
+
+/// Where configuration comes from. Tests build it in memory; `main()` builds it from `std::env` and `--config`.
+///
+/// No `Debug`: the environment holds tokens.
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// The process environment (every variable; only the ones this module knows are read).
+    pub env: BTreeMap<String, String>,
+    /// The YAML file given with `--config`, if any. A missing file is an error.
+    pub file: Option<PathBuf>,
+}
+
+/// What the configuration is for: the API token is required only to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `fly-autoscaler serve`: scales machines, needs the API token.
+    Serve,
+    /// `fly-autoscaler eval`: collects and evaluates once, never calls the Fly API.
+    Eval,
+}
+
+/// Every problem found in the configuration, one per entry; each names the env var or YAML key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The problems, in a stable order (file syntax first, then settings in documentation order).
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Log output format (`log-format` / `FAS_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One JSON object per line, no timestamp (Fly's log shipper adds it). The Go format; the default.
+    #[default]
+    Json,
+    /// Human-readable lines, for running by hand.
+    Text,
+}
+
+/// The min and max expressions of one count (created or started). `created-machine-count` sets both to the
+/// same expression.
+#[derive(Debug, Clone)]
+pub struct CountExprs {
+    /// Lower bound: below it, machines are created (or started).
+    pub min: fas_expr::Expr,
+    /// Upper bound: above it, machines are destroyed (or stopped).
+    pub max: fas_expr::Expr,
+}
+
+/// One configured metric collector.
+#[derive(Debug)]
+pub enum CollectorConfig {
+    /// A Prometheus instant query.
+    Prometheus(fas_collect::PrometheusConfig),
+    /// A count of running Temporal workflow executions.
+    Temporal(fas_collect::TemporalConfig),
+}
+
+impl CollectorConfig {
+    /// The variable name the collected value is bound to in expressions.
+    pub fn metric_name(&self) -> &str {
+        match self {
+            Self::Prometheus(c) => &c.metric_name,
+            Self::Temporal(c) => &c.metric_name,
+        }
+    }
+}
+
+/// The checked configuration. Secrets are [`SecretString`]s, so `Debug` shows none of them.
+#[derive(Debug)]
+pub struct Config {
+    /// App to scale; may contain `*` wildcards (then `org` is set).
+    pub app_name: String,
+    /// Organization slug used to list apps in wildcard mode.
+    pub org: Option<String>,
+    /// Regions for new machines, round-robin; empty: the cloned machine's region.
+    pub regions: Vec<String>,
+    /// Only machines of this process group are counted and acted on (default `app`).
+    pub process_group: String,
+    /// Created-machine bounds; `None` = not configured.
+    pub created: Option<CountExprs>,
+    /// Started-machine bounds; `None` = not configured.
+    pub started: Option<CountExprs>,
+    /// State of newly created machines (default started).
+    pub initial_state: fas_reconcile::InitialState,
+    /// Apps reconciled at once in wildcard mode (default 1, at least 1).
+    pub concurrency: usize,
+    /// Time between reconciliations (default 15 s, never zero).
+    pub interval: Duration,
+    /// Limit on one app's reconciliation (default 30 s, never zero).
+    pub timeout: Duration,
+    /// How often the wildcard app list is refreshed (default 60 s, never zero).
+    pub app_list_refresh_interval: Duration,
+    /// Fly API token; always `Some` for [`Purpose::Serve`].
+    pub api_token: Option<SecretString>,
+    /// Debug logging.
+    pub verbose: bool,
+    /// Log output format (default JSON).
+    pub log_format: LogFormat,
+    /// Where `/metrics` is served (default `:9090`, i.e. `[::]:9090`).
+    pub metrics_address: SocketAddr,
+    /// Machines API base URL, without a trailing `/`.
+    pub flaps_base_url: String,
+    /// GraphQL API base URL, without a trailing `/`.
+    pub graphql_base_url: String,
+    /// The collectors, in configuration order; metric names are unique.
+    pub collectors: Vec<CollectorConfig>,
+    /// How started machines are scaled down: stop (default) or suspend.
+    pub scale_down: fas_reconcile::ScaleDown,
+    /// Per-tick caps on each kind of action (unset keys keep fas-reconcile's defaults).
+    pub limits: fas_reconcile::ActionLimits,
+    /// Machine calls in flight per app; `None` = the executor's default.
+    pub action_concurrency: Option<usize>,
+    /// Non-fatal findings to log at startup (for example a `FAS_*` variable that no setting reads).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The planner policy this configuration describes.
+    pub fn policy(&self) -> fas_reconcile::Policy {
+        build::policy(self)
+    }
+
+    /// The metric names of the collectors, in configuration order (the variables expressions may read).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.collectors
+            .iter()
+            .map(|c| c.metric_name().to_owned())
+            .collect()
+    }
+
+    /// Whether `app_name` is a pattern (`*`), in which case apps are listed from `org`.
+    pub fn has_wildcard(&self) -> bool {
+        self.app_name.contains('*')
+    }
+}
+
+/// Loads and checks the configuration: environment first, the file (if any) laid over it.
+///
+/// Returns every problem at once. The file must exist when given.
+///
+/// ```
+/// use fly_autoscaler::config::{load, Purpose, Sources};
+/// let mut sources = Sources::default();
+/// sources.env.insert("FAS_APP_NAME".into(), "my-app".into());
+/// sources.env.insert("FAS_STARTED_MACHINE_COUNT".into(), "2".into());
+/// let config = load(&sources, Purpose::Eval).unwrap();
+/// assert_eq!(config.app_name, "my-app");
+/// assert_eq!(config.started.unwrap().min.source(), "2");
+/// ```
+pub fn load(sources: &Sources, purpose: Purpose) -> Result<Config, ConfigErrors> {
+    let env_layer = raw::env_layer(&sources.env);
+    let layer = match &sources.file {
+        None => env_layer,
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+                problems: vec![format!("cannot read config file {shown}: {e}")],
+            })?;
+            let expanded = expand_file_text(&text, &sources.env);
+            let file =
+                raw::file_layer(&expanded, &shown).map_err(|problems| ConfigErrors { problems })?;
+            env_layer.overlay(file)
+        }
+    };
+    let mut config = build::build(&layer, &sources.env, purpose)?;
+    config.warnings.extend(
+        raw::unknown_env_vars(&sources.env)
+            .into_iter()
+            .map(|v| format!("environment variable {v} is not a fly-autoscaler setting (ignored)")),
+    );
+    Ok(config)
+}
+
+/// Replaces `$VAR` / `${VAR}` in the YAML text with values from `env` (undefined: empty, like Go's
+/// `os.ExpandEnv`), except `APP_NAME`, which stays as written for the collectors to fill in per app.
+/// `$1`, `$2`... and `$$` are never touched (see [`fas_collect::expand_vars`]).
+pub fn expand_file_text(text: &str, env: &BTreeMap<String, String>) -> String {
+    fas_collect::expand_vars(text, &|name| {
+        if name == "APP_NAME" {
+            None
+        } else {
+            Some(env.get(name).cloned().unwrap_or_default())
+        }
+    })
+}
