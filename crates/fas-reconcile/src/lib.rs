@@ -1,1 +1,124 @@
-//! placeholder, filled by its issue
+//! Pure reconciliation planner and plan executor for fly-autoscaler.
+//!
+//! # Data flow
+//!
+//! ```text
+//! listed machines (converted by the binary from fas-flyapi) ─┐
+//! Targets (evaluated expressions) ───────────────────────────┼─► plan() ─► Plan ─► execute() ─► Report
+//! Policy (config) + RegionCursor (from the previous tick) ───┘   (pure)   (data)   (MachineOps)  (outcomes)
+//! ```
+//!
+//! [`plan`] is a pure function: no IO, no clock (time comes in as `now`), no randomness, and its
+//! output does not depend on the order of the listed machines. It never fails: situations like
+//! "no machine to clone" or "not enough stopped machines" are [`Note`]s the binary logs. This
+//! crate depends on no runtime, HTTP crate or `fas-flyapi` (a fact of its `Cargo.toml`); the
+//! executor is generic over the [`MachineOps`] trait that the binary implements.
+//!
+//! # Rules (Go parity)
+//!
+//! 1. Only machines whose host is `ok` and whose process group equals
+//!    [`Policy::process_group`] are counted or acted on (a machine without a group never
+//!    matches).
+//! 2. At most one kind of action per tick, checked in the Go order: create if
+//!    created < min created; else destroy if created > max created; else start if
+//!    started < min started; else stop if started > max started; else no scale.
+//!    Created bounds are clamped to ≥ 1, so the last machine is never destroyed.
+//! 3. Create clones a source machine (the binary sets the config's image to the full image
+//!    ref); regions go round-robin over [`Policy::regions`] from the [`RegionCursor`] passed in,
+//!    and [`Plan::next_cursor`] is where the next tick continues; with no regions, the source's
+//!    region. `skip_launch` when [`Policy::initial_state`] is `stopped`.
+//! 4. Destroy candidates: `stopped`, then `created`, then `suspended`, then `started`; within a
+//!    state, machines without a config first, then lowest id.
+//! 5. Start lowest id first (suspended before stopped); stop lowest id first.
+//!
+//! Better than Go: every state is classified on purpose (table below); suspended machines are
+//! resumed before stopped ones boot; [`ScaleDown::Suspend`] can replace stop; the clone source
+//! is the newest reachable machine of the group with a complete config (by `created_at`, ties
+//! by the greatest id), not the first listed; [`ActionLimits`] caps actions per tick (creates
+//! and destroys default to 10); start/stop plans carry [`Plan::spares`] that the executor uses
+//! one-for-one when an action fails (as Go tried the next candidate), never exceeding the
+//! target; no machine gets two actions in one plan.
+//!
+//! # Machine states
+//!
+//! | state | counts toward created | counts toward started | may be |
+//! |---|---|---|---|
+//! | `created` | yes | no | destroyed (2nd choice) |
+//! | `starting` | yes | yes | nothing (not started again, not stopped) |
+//! | `started` | yes | yes | stopped/suspended; destroyed (last choice) |
+//! | `stopping` | yes | no | nothing (not stopped again) |
+//! | `stopped` | yes | no | started (after suspended); destroyed (1st choice) |
+//! | `suspending` | yes | no | nothing |
+//! | `suspended` | yes | no | started (1st choice: resumes faster); destroyed (3rd choice) |
+//! | `destroying`, `destroyed`, `replacing`, `failed` | no | no | nothing |
+//! | `Other(_)` (`creating`, `restarting`, `updating`, ...) | yes | no | nothing; a note names the state |
+//!
+//! `created` is usually a launch in progress, so it is counted but not started. Unrecognised
+//! states are counted toward created (the machine exists, so creating another would overshoot)
+//! but never acted on. The table is [`MachineState::class`] plus the candidate lists in
+//! `plan.rs`; the fixture tests in `tests/plan_fixtures.rs` pin each row.
+//!
+//! # Invariants and the tests that guard them
+//!
+//! Property tests (`tests/plan_props.rs`): started never pushed above max nor stopped below it;
+//! created never below 1; never more destroys than the excess; no started machine destroyed
+//! while a stopped or created one stays; at most one action (or spare) per machine, so never a
+//! start and a stop of the same id; never an action on another group or an unreachable host;
+//! the same plan for any order of the input. Executor tests (`tests/exec.rs`): bounded
+//! concurrency, outcomes in plan order, failures isolated, spares, deadline skips.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use fas_reconcile::*;
+//!
+//! struct Log(std::sync::Mutex<Vec<String>>);
+//! #[async_trait::async_trait]
+//! impl MachineOps for Log {
+//!     async fn create(&self, s: &str, r: &str, _: bool) -> Result<String, OpError> {
+//!         self.0.lock().unwrap().push(format!("create {s} {r}"));
+//!         Ok("new".into())
+//!     }
+//!     async fn start(&self, id: &str) -> Result<(), OpError> {
+//!         self.0.lock().unwrap().push(format!("start {id}"));
+//!         Ok(())
+//!     }
+//!     async fn stop(&self, id: &str) -> Result<(), OpError> { Ok(()) }
+//!     async fn suspend(&self, id: &str) -> Result<(), OpError> { Ok(()) }
+//!     async fn destroy(&self, id: &str) -> Result<(), OpError> { Ok(()) }
+//! }
+//!
+//! let machine = |id: &str, state: &str| Machine {
+//!     id: id.into(), state: MachineState::parse(state), region: "iad".into(),
+//!     process_group: Some("app".into()), host: HostStatus::Ok, has_config: true,
+//!     created_at: None,
+//! };
+//! let machines = [machine("m1", "started"), machine("m2", "stopped"), machine("m3", "stopped")];
+//! let targets = Targets { created: None, started: Some(Bounds::exactly(2)) };
+//! let p = plan(&machines, &targets, &Policy::default(), RegionCursor(0), SystemTime::UNIX_EPOCH);
+//! assert_eq!(p.kind(), PlanKind::Start);
+//! assert_eq!(p.actions[0].action, Action::Start { id: "m2".into() });
+//! println!("{}", p.render_table());
+//!
+//! let ops = Log(Default::default());
+//! let report = futures_util::FutureExt::now_or_never(
+//!     execute(&ops, &p, &ExecPolicy::default(), std::future::pending()),
+//! ).expect("the fake never waits");
+//! assert_eq!(report.stats().start.ok, 1);
+//! assert_eq!(*ops.0.lock().unwrap(), ["start m2"]);
+//! ```
+
+mod exec;
+mod model;
+mod plan;
+
+pub use exec::{
+    ActionOutcome, ExecPolicy, KindStats, MachineOps, OpError, OpErrorKind, Outcome, Report,
+    ReportStats, execute,
+};
+pub use model::{
+    ActionLimits, Bounds, HostStatus, InitialState, Machine, MachineState, Policy, RegionCursor,
+    ScaleDown, StateClass, Targets,
+};
+pub use plan::{Action, ActionKind, Counts, Note, NoteKind, Plan, PlanKind, PlannedAction, plan};

@@ -1,0 +1,644 @@
+//! The pure planner: `plan(machines, targets, policy, cursor, now) -> Plan`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::model::{
+    Bounds, HostStatus, InitialState, Machine, MachineState, Policy, RegionCursor, ScaleDown,
+    StateClass, Targets,
+};
+
+/// One action on the Machines API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Clone `source` (its config, with the image set to its full image ref, done by the binary)
+    /// into `region`; `skip_launch` creates it stopped.
+    Create {
+        /// Id of the machine whose config is cloned.
+        source: String,
+        /// Region of the new machine.
+        region: String,
+        /// Create without booting (`initial-machine-state: stopped`).
+        skip_launch: bool,
+    },
+    /// Destroy (kill) a machine.
+    Destroy {
+        /// Machine id.
+        id: String,
+    },
+    /// Start a stopped machine or resume a suspended one.
+    Start {
+        /// Machine id.
+        id: String,
+    },
+    /// Stop a started machine.
+    Stop {
+        /// Machine id.
+        id: String,
+    },
+    /// Suspend a started machine.
+    Suspend {
+        /// Machine id.
+        id: String,
+    },
+}
+
+/// The kind of an [`Action`], without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// [`Action::Create`].
+    Create,
+    /// [`Action::Destroy`].
+    Destroy,
+    /// [`Action::Start`].
+    Start,
+    /// [`Action::Stop`].
+    Stop,
+    /// [`Action::Suspend`].
+    Suspend,
+}
+
+impl ActionKind {
+    /// Lower-case name (`create`, `destroy`, `start`, `stop`, `suspend`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Destroy => "destroy",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Suspend => "suspend",
+        }
+    }
+}
+
+impl Action {
+    /// The kind of this action.
+    pub const fn kind(&self) -> ActionKind {
+        match self {
+            Self::Create { .. } => ActionKind::Create,
+            Self::Destroy { .. } => ActionKind::Destroy,
+            Self::Start { .. } => ActionKind::Start,
+            Self::Stop { .. } => ActionKind::Stop,
+            Self::Suspend { .. } => ActionKind::Suspend,
+        }
+    }
+
+    /// The machine acted on (`None` for a create, which names a source instead).
+    pub fn machine_id(&self) -> Option<&str> {
+        match self {
+            Self::Create { .. } => None,
+            Self::Destroy { id }
+            | Self::Start { id }
+            | Self::Stop { id }
+            | Self::Suspend { id } => Some(id),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Create {
+                source,
+                region,
+                skip_launch,
+            } => {
+                let stopped = if *skip_launch { " (skip_launch)" } else { "" };
+                format!("create from {source} in {region}{stopped}")
+            }
+            Self::Destroy { id } => format!("destroy {id}"),
+            Self::Start { id } => format!("start {id}"),
+            Self::Stop { id } => format!("stop {id}"),
+            Self::Suspend { id } => format!("suspend {id}"),
+        }
+    }
+}
+
+/// An action and why it was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedAction {
+    /// What to do (flattened into this object in JSON: `{"kind":"start","id":"m1","reason":..}`).
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why (short, for the decision record).
+    pub reason: String,
+}
+
+/// Which step of the Go order the plan took; the `status` label of `fas_reconcile_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// created < min created.
+    Create,
+    /// created > max created.
+    Destroy,
+    /// started < min started.
+    Start,
+    /// started > max started (by stop or suspend).
+    Stop,
+    /// Nothing to do.
+    NoScale,
+}
+
+impl PlanKind {
+    /// The metric label: `create`, `destroy`, `start`, `stop`, `no_scale`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Destroy => "destroy",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::NoScale => "no_scale",
+        }
+    }
+}
+
+/// Category of a [`Note`], for callers that want to pick a log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// Created count below min but no machine can be cloned.
+    NoMachineToClone,
+    /// Fewer candidates than needed to reach a target.
+    NotEnoughCandidates,
+    /// An [`crate::ActionLimits`] cap cut the number of actions.
+    Capped,
+    /// A target was clamped (created ≥ 1) or min > max was resolved.
+    TargetAdjusted,
+    /// A machine is in a state the planner does not recognise.
+    UnknownState,
+    /// The same id was listed twice; only the first is considered.
+    DuplicateId,
+}
+
+/// Something the binary should log about this plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// Category.
+    pub kind: NoteKind,
+    /// Human message (lower case).
+    pub message: String,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Current counts of the eligible machines (reachable, in the process group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Machines counted toward created (every state except the ignored ones).
+    pub created: u32,
+    /// Machines counted toward started (`started` + `starting`).
+    pub started: u32,
+    /// Eligible machines per listed state (ignored states included).
+    pub by_state: BTreeMap<String, u32>,
+    /// Machines left out because their host is not `ok`.
+    pub unreachable: u32,
+    /// Reachable machines left out because they are in another process group.
+    pub other_group: u32,
+}
+
+/// The decision of one tick: what to do and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The step taken (metric label).
+    pub kind: PlanKind,
+    /// Counts before acting.
+    pub counts: Counts,
+    /// The effective targets (created clamped to ≥ 1, min > max resolved).
+    pub targets: Targets,
+    /// Actions, all of one kind, in execution order.
+    pub actions: Vec<PlannedAction>,
+    /// Spare start/stop/suspend candidates: the executor runs one per failed action of the
+    /// same kind, so successes never exceed the planned actions. At most `actions.len()`.
+    pub spares: Vec<PlannedAction>,
+    /// Things to log.
+    pub notes: Vec<Note>,
+    /// Region rotation position for the next tick.
+    pub next_cursor: RegionCursor,
+    /// The `now` the plan was made at (decision record only; nothing depends on it).
+    /// JSON: `at_unix_ms`, milliseconds since the Unix epoch.
+    #[serde(rename = "at_unix_ms", serialize_with = "unix_ms")]
+    pub at: SystemTime,
+}
+
+impl Plan {
+    /// `true` when there is nothing to execute.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The step taken, for `fas_reconcile_count{status}`.
+    pub const fn kind(&self) -> PlanKind {
+        self.kind
+    }
+
+    /// A short human table of the decision (used by the `plan` command and logs).
+    pub fn render_table(&self) -> String {
+        use std::fmt::Write as _;
+        let c = &self.counts;
+        let states: Vec<String> = c.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let mut out = String::new();
+        // Writing into a String never fails.
+        let _ = writeln!(out, "step: {}", self.kind.as_str());
+        let _ = writeln!(
+            out,
+            "counts: created {}, started {}; by state: {}; excluded: {} unreachable, {} other group",
+            c.created,
+            c.started,
+            if states.is_empty() {
+                "none".to_owned()
+            } else {
+                states.join(", ")
+            },
+            c.unreachable,
+            c.other_group
+        );
+        let _ = writeln!(
+            out,
+            "targets: created {}, started {}",
+            bounds_text(self.targets.created),
+            bounds_text(self.targets.started)
+        );
+        render_actions(&mut out, "actions", &self.actions);
+        if !self.spares.is_empty() {
+            render_actions(&mut out, "spares", &self.spares);
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        let _ = write!(out, "cursor: {}", self.next_cursor.0);
+        out
+    }
+}
+
+fn unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    // Times before the epoch are not meaningful here; they serialise as 0.
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    s.serialize_u64(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn bounds_text(b: Option<Bounds>) -> String {
+    match b {
+        Some(b) => format!("{}..{}", b.min, b.max),
+        None => "-".to_owned(),
+    }
+}
+
+fn render_actions(out: &mut String, title: &str, actions: &[PlannedAction]) {
+    use std::fmt::Write as _;
+    if actions.is_empty() {
+        let _ = writeln!(out, "{title}: none");
+        return;
+    }
+    let _ = writeln!(out, "{title}:");
+    let width = actions
+        .iter()
+        .map(|a| a.action.describe().len())
+        .max()
+        .unwrap_or(0);
+    for a in actions {
+        let _ = writeln!(out, "  {:<width$}  {}", a.action.describe(), a.reason);
+    }
+}
+
+/// Plans one reconciliation of one app.
+///
+/// Pure: no IO, no clock, no randomness; the output depends only on the arguments and not on
+/// the order of `machines`. Never fails: odd situations are [`Note`]s. `now` is recorded in
+/// [`Plan::at`] only. See the crate documentation for the rules and the state table.
+#[must_use]
+pub fn plan(
+    machines: &[Machine],
+    targets: &Targets,
+    policy: &Policy,
+    cursor: RegionCursor,
+    now: SystemTime,
+) -> Plan {
+    let mut notes = Vec::new();
+    let mut counts = Counts::default();
+
+    // Filter (host first, then group, as Go), sort by id, drop duplicate ids.
+    let mut eligible: Vec<&Machine> = Vec::new();
+    for m in machines {
+        if m.host != HostStatus::Ok {
+            counts.unreachable += 1;
+        } else if m.process_group.as_deref() != Some(policy.process_group.as_str()) {
+            counts.other_group += 1;
+        } else {
+            eligible.push(m);
+        }
+    }
+    // Full order (id first) so that even duplicate ids resolve the same for any input order.
+    eligible.sort();
+    let mut seen = BTreeSet::new();
+    eligible.retain(|m| {
+        let first = seen.insert(m.id.as_str());
+        if !first {
+            notes.push(note(
+                NoteKind::DuplicateId,
+                format!(
+                    "machine {} listed twice; only its first entry is used",
+                    m.id
+                ),
+            ));
+        }
+        first
+    });
+
+    let mut unknown_states = BTreeSet::new();
+    for m in &eligible {
+        *counts
+            .by_state
+            .entry(m.state.as_str().to_owned())
+            .or_default() += 1;
+        match m.state.class() {
+            StateClass::Started => {
+                counts.created += 1;
+                counts.started += 1;
+            }
+            StateClass::NotStarted => counts.created += 1,
+            StateClass::Ignored => {}
+        }
+        if let MachineState::Other(s) = &m.state {
+            unknown_states.insert(s.as_str());
+        }
+    }
+    for s in unknown_states {
+        notes.push(note(
+            NoteKind::UnknownState,
+            format!("unrecognised state `{s}`: counted as created, not started; left alone"),
+        ));
+    }
+
+    let targets = effective_targets(targets, &mut notes);
+    let mut out = Plan {
+        kind: PlanKind::NoScale,
+        counts,
+        targets,
+        actions: Vec::new(),
+        spares: Vec::new(),
+        notes,
+        next_cursor: cursor,
+        at: now,
+    };
+    let created = out.counts.created;
+    let started = out.counts.started;
+
+    if let Some(b) = targets.created.filter(|b| created < b.min) {
+        out.kind = PlanKind::Create;
+        plan_creates(&mut out, &eligible, policy, cursor, b.min - created);
+    } else if let Some(b) = targets.created.filter(|b| created > b.max) {
+        out.kind = PlanKind::Destroy;
+        plan_destroys(&mut out, &eligible, policy, created, b.max);
+    } else if let Some(b) = targets.started.filter(|b| started < b.min) {
+        out.kind = PlanKind::Start;
+        plan_starts(&mut out, &eligible, policy, started, b.min);
+    } else if let Some(b) = targets.started.filter(|b| started > b.max) {
+        out.kind = PlanKind::Stop;
+        plan_stops(&mut out, &eligible, policy, started, b.max);
+    }
+    out
+}
+
+fn note(kind: NoteKind, message: String) -> Note {
+    Note { kind, message }
+}
+
+fn effective_targets(t: &Targets, notes: &mut Vec<Note>) -> Targets {
+    let created = t.created.map(|b| {
+        let mut e = Bounds {
+            min: b.min.max(1),
+            max: b.max.max(1),
+        };
+        if e != b {
+            notes.push(note(
+                NoteKind::TargetAdjusted,
+                format!(
+                    "created target {} clamped to {}: the last machine is never destroyed",
+                    bounds_text(Some(b)),
+                    bounds_text(Some(e))
+                ),
+            ));
+        }
+        if e.min > e.max {
+            notes.push(note(
+                NoteKind::TargetAdjusted,
+                format!("created min {} > max {}: max raised to min", e.min, e.max),
+            ));
+            e.max = e.min;
+        }
+        e
+    });
+    let started = t.started.map(|mut b| {
+        if b.min > b.max {
+            notes.push(note(
+                NoteKind::TargetAdjusted,
+                format!("started min {} > max {}: max raised to min", b.min, b.max),
+            ));
+            b.max = b.min;
+        }
+        b
+    });
+    Targets { created, started }
+}
+
+/// Applies a per-tick cap, noting when it cut the count.
+fn capped(need: u32, cap: Option<u32>, what: &str, notes: &mut Vec<Note>) -> usize {
+    match cap {
+        Some(c) if c < need => {
+            notes.push(note(
+                NoteKind::Capped,
+                format!("{need} {what} needed, capped to {c} this tick"),
+            ));
+            c as usize
+        }
+        _ => need as usize,
+    }
+}
+
+/// The newest machine that can be cloned: counted, known state, has a config.
+fn clone_source<'m>(eligible: &[&'m Machine]) -> Option<&'m Machine> {
+    eligible
+        .iter()
+        .copied()
+        .filter(|m| m.has_config && m.state.class() != StateClass::Ignored)
+        .filter(|m| !matches!(m.state, MachineState::Other(_)))
+        .max_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        })
+}
+
+fn plan_creates(
+    out: &mut Plan,
+    eligible: &[&Machine],
+    policy: &Policy,
+    cursor: RegionCursor,
+    need: u32,
+) {
+    let Some(source) = clone_source(eligible) else {
+        let why = if eligible.is_empty() {
+            "no machine available to clone for scale up".to_owned()
+        } else {
+            "no machine available to clone for scale up: none of the group's machines has a \
+             complete config in a usable state"
+                .to_owned()
+        };
+        out.notes.push(note(NoteKind::NoMachineToClone, why));
+        return;
+    };
+    let n = capped(need, policy.limits.creates, "creates", &mut out.notes);
+    let regions: Vec<&str> = policy
+        .regions
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let reason = format!(
+        "created {} < min {}",
+        out.counts.created,
+        out.counts.created + need
+    );
+    for i in 0..n {
+        let region = if regions.is_empty() {
+            source.region.clone()
+        } else {
+            regions[(cursor.0 % regions.len() + i) % regions.len()].to_owned()
+        };
+        out.actions.push(PlannedAction {
+            action: Action::Create {
+                source: source.id.clone(),
+                region,
+                skip_launch: policy.initial_state == InitialState::Stopped,
+            },
+            reason: reason.clone(),
+        });
+    }
+    if !regions.is_empty() && n > 0 {
+        out.next_cursor = RegionCursor((cursor.0 % regions.len() + n) % regions.len());
+    }
+}
+
+/// Machines in `state`, lowest id first (`eligible` is sorted by id).
+fn in_state<'m>(eligible: &[&'m Machine], state: &MachineState) -> Vec<&'m Machine> {
+    eligible
+        .iter()
+        .copied()
+        .filter(|m| &m.state == state)
+        .collect()
+}
+
+fn plan_destroys(out: &mut Plan, eligible: &[&Machine], policy: &Policy, created: u32, max: u32) {
+    let excess = created - max;
+    let order = [
+        MachineState::Stopped,
+        MachineState::Created,
+        MachineState::Suspended,
+        MachineState::Started,
+    ];
+    let mut candidates = Vec::new();
+    for state in &order {
+        let mut ms = in_state(eligible, state);
+        // Machines without a config go first: they can never be a clone source.
+        ms.sort_by_key(|m| m.has_config);
+        candidates.extend(ms);
+    }
+    if (candidates.len() as u64) < u64::from(excess) {
+        out.notes.push(note(
+            NoteKind::NotEnoughCandidates,
+            format!(
+                "{excess} machines over max {max} but only {} can be destroyed \
+                 (transient and unrecognised states are left alone)",
+                candidates.len()
+            ),
+        ));
+    }
+    let n = capped(excess, policy.limits.destroys, "destroys", &mut out.notes);
+    for m in candidates.into_iter().take(n) {
+        out.actions.push(PlannedAction {
+            action: Action::Destroy { id: m.id.clone() },
+            reason: format!("{}; created {created} > max {max}", m.state),
+        });
+    }
+}
+
+fn plan_starts(out: &mut Plan, eligible: &[&Machine], policy: &Policy, started: u32, min: u32) {
+    let need = min - started;
+    let mut candidates = in_state(eligible, &MachineState::Suspended);
+    candidates.extend(in_state(eligible, &MachineState::Stopped));
+    if (candidates.len() as u64) < u64::from(need) {
+        out.notes.push(note(
+            NoteKind::NotEnoughCandidates,
+            format!(
+                "not enough stopped machines available to reach target, please create more \
+                 machines: {need} needed, {} stopped or suspended",
+                candidates.len()
+            ),
+        ));
+    }
+    let n = capped(need, policy.limits.starts, "starts", &mut out.notes);
+    let reason = format!("started {started} < min {min}");
+    let make = |m: &Machine| PlannedAction {
+        action: Action::Start { id: m.id.clone() },
+        reason: if m.state == MachineState::Suspended {
+            format!("suspended (resumes faster); {reason}")
+        } else {
+            format!("stopped; {reason}")
+        },
+    };
+    split_with_spares(out, &candidates, n, make);
+}
+
+fn plan_stops(out: &mut Plan, eligible: &[&Machine], policy: &Policy, started: u32, max: u32) {
+    let excess = started - max;
+    let candidates = in_state(eligible, &MachineState::Started);
+    if (candidates.len() as u64) < u64::from(excess) {
+        out.notes.push(note(
+            NoteKind::NotEnoughCandidates,
+            format!(
+                "{excess} started machines over max {max} but only {} are `started` \
+                 (`starting` ones are not stopped)",
+                candidates.len()
+            ),
+        ));
+    }
+    let n = capped(excess, policy.limits.stops, "stops", &mut out.notes);
+    let reason = format!("started {started} > max {max}");
+    let make = |m: &Machine| PlannedAction {
+        action: match policy.scale_down {
+            ScaleDown::Stop => Action::Stop { id: m.id.clone() },
+            ScaleDown::Suspend => Action::Suspend { id: m.id.clone() },
+        },
+        reason: reason.clone(),
+    };
+    split_with_spares(out, &candidates, n, make);
+}
+
+/// The first `n` candidates become actions, up to `n` of the following ones spares.
+fn split_with_spares(
+    out: &mut Plan,
+    candidates: &[&Machine],
+    n: usize,
+    make: impl Fn(&Machine) -> PlannedAction,
+) {
+    let taken = n.min(candidates.len());
+    out.actions
+        .extend(candidates[..taken].iter().map(|m| make(m)));
+    let spare_n = taken.min(candidates.len() - taken);
+    out.spares
+        .extend(candidates[taken..taken + spare_n].iter().map(|m| {
+            let mut a = make(m);
+            a.reason = format!("spare: {}", a.reason);
+            a
+        }));
+}

@@ -1,0 +1,917 @@
+//! Data-driven planner tests: a text fixture in, the rendered plan out.
+//! Run with `UPDATE_EXPECT=1` to refresh the snapshots after an intended change.
+
+mod support;
+
+use std::time::SystemTime;
+
+use expect_test::{Expect, expect};
+use fas_reconcile::plan;
+
+fn check(fixture: &str, expect: Expect) {
+    let f = support::parse(fixture);
+    let p = plan(
+        &f.machines,
+        &f.targets,
+        &f.policy,
+        f.cursor,
+        SystemTime::UNIX_EPOCH,
+    );
+    expect.assert_eq(&p.render_table());
+}
+
+// ---- Go reconciler test cases ----
+
+#[test]
+fn go_no_scale() {
+    check(
+        "1 started
+         2 stopped
+         started 1..2",
+        expect![[r#"
+            step: no_scale
+            counts: created 2, started 1; by state: started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 1..2
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_create_clones_to_min() {
+    check(
+        "1 started r=iad
+         2 stopped r=den
+         created 4",
+        expect![[r#"
+            step: create
+            counts: created 2, started 1; by state: started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 4..4, started -
+            actions:
+              create from 2 in den  created 2 < min 4
+              create from 2 in den  created 2 < min 4
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_no_machine_to_clone() {
+    check(
+        "created 1",
+        expect![[r#"
+        step: create
+        counts: created 0, started 0; by state: none; excluded: 0 unreachable, 0 other group
+        targets: created 1..1, started -
+        actions: none
+        note: no machine available to clone for scale up
+        cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_destroy_stopped_first() {
+    check(
+        "1 started r=iad
+         2 stopped r=den
+         3 stopped r=iad
+         4 stopped r=mad
+         created 2",
+        expect![[r#"
+            step: destroy
+            counts: created 4, started 1; by state: started 1, stopped 3; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              destroy 2  stopped; created 4 > max 2
+              destroy 3  stopped; created 4 > max 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_destroy_attempt_scale_to_zero_keeps_one() {
+    check(
+        "1 stopped
+         2 stopped
+         3 started
+         4 created
+         created 0",
+        expect![[r#"
+            step: destroy
+            counts: created 4, started 1; by state: created 1, started 1, stopped 2; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy 1  stopped; created 4 > max 1
+              destroy 2  stopped; created 4 > max 1
+              destroy 4  created; created 4 > max 1
+            note: created target 0..0 clamped to 1..1: the last machine is never destroyed
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_start_lowest_id_first() {
+    check(
+        "1 started
+         2 stopped
+         3 stopped
+         4 stopped
+         started 3",
+        expect![[r#"
+            step: start
+            counts: created 4, started 1; by state: started 1, stopped 3; excluded: 0 unreachable, 0 other group
+            targets: created -, started 3..3
+            actions:
+              start 2  stopped; started 1 < min 3
+              start 3  stopped; started 1 < min 3
+            spares:
+              start 4  spare: stopped; started 1 < min 3
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_start_with_failure_has_spare() {
+    // Go tried the next candidate after a failed start: the plan carries it as a spare.
+    check(
+        "1 stopped
+         2 stopped
+         3 stopped
+         4 stopped
+         started 2",
+        expect![[r#"
+            step: start
+            counts: created 4, started 0; by state: stopped 4; excluded: 0 unreachable, 0 other group
+            targets: created -, started 2..2
+            actions:
+              start 1  stopped; started 0 < min 2
+              start 2  stopped; started 0 < min 2
+            spares:
+              start 3  spare: stopped; started 0 < min 2
+              start 4  spare: stopped; started 0 < min 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_stop_lowest_id_first() {
+    check(
+        "1 started
+         2 started
+         3 started
+         4 stopped
+         started 1",
+        expect![[r#"
+            step: stop
+            counts: created 4, started 3; by state: started 3, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 1..1
+            actions:
+              stop 1  started 3 > max 1
+              stop 2  started 3 > max 1
+            spares:
+              stop 3  spare: started 3 > max 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_not_enough_stopped_machines() {
+    check(
+        "1 started
+         2 stopped
+         started 4",
+        expect![[r#"
+            step: start
+            counts: created 2, started 1; by state: started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 4..4
+            actions:
+              start 2  stopped; started 1 < min 4
+            note: not enough stopped machines available to reach target, please create more machines: 3 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_min_created_clamped_to_one() {
+    check(
+        "1 stopped
+         created 0..0",
+        expect![[r#"
+            step: no_scale
+            counts: created 1, started 0; by state: stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions: none
+            note: created target 0..0 clamped to 1..1: the last machine is never destroyed
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_host_not_ok_excluded() {
+    check(
+        "1 started h=unreachable
+         2 stopped h=unknown
+         3 stopped
+         created 2",
+        expect![[r#"
+            step: create
+            counts: created 1, started 0; by state: stopped 1; excluded: 2 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              create from 3 in iad  created 1 < min 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_other_process_group_excluded() {
+    check(
+        "1 started g=worker
+         2 stopped g=-
+         3 stopped
+         started 2",
+        expect![[r#"
+            step: start
+            counts: created 1, started 0; by state: stopped 1; excluded: 0 unreachable, 2 other group
+            targets: created -, started 2..2
+            actions:
+              start 3  stopped; started 0 < min 2
+            note: not enough stopped machines available to reach target, please create more machines: 2 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_process_group_configured() {
+    check(
+        "1 stopped g=worker
+         2 stopped
+         group worker
+         started 1",
+        expect![[r#"
+            step: start
+            counts: created 1, started 0; by state: stopped 1; excluded: 0 unreachable, 1 other group
+            targets: created -, started 1..1
+            actions:
+              start 1  stopped; started 0 < min 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_regions_round_robin() {
+    check(
+        "1 started r=iad
+         regions ams fra syd
+         created 3",
+        expect![[r#"
+            step: create
+            counts: created 1, started 1; by state: started 1; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions:
+              create from 1 in ams  created 1 < min 3
+              create from 1 in fra  created 1 < min 3
+            cursor: 2"#]],
+    );
+}
+
+#[test]
+fn go_regions_round_robin_continues_from_cursor() {
+    check(
+        "1 started r=iad
+         2 started r=ams
+         regions ams fra syd
+         cursor 2
+         created 4",
+        expect![[r#"
+            step: create
+            counts: created 2, started 2; by state: started 2; excluded: 0 unreachable, 0 other group
+            targets: created 4..4, started -
+            actions:
+              create from 2 in syd  created 2 < min 4
+              create from 2 in ams  created 2 < min 4
+            cursor: 1"#]],
+    );
+}
+
+#[test]
+fn go_no_regions_uses_source_region() {
+    check(
+        "1 started r=den
+         created 2",
+        expect![[r#"
+            step: create
+            counts: created 1, started 1; by state: started 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              create from 1 in den  created 1 < min 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_skip_launch_when_initial_stopped() {
+    check(
+        "1 started
+         initial stopped
+         created 2",
+        expect![[r#"
+            step: create
+            counts: created 1, started 1; by state: started 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              create from 1 in iad (skip_launch)  created 1 < min 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_create_takes_precedence_over_start() {
+    check(
+        "1 stopped
+         created 2
+         started 1",
+        expect![[r#"
+            step: create
+            counts: created 1, started 0; by state: stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started 1..1
+            actions:
+              create from 1 in iad  created 1 < min 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_destroy_takes_precedence_over_stop() {
+    check(
+        "1 started
+         2 started
+         3 started
+         created 2
+         started 1",
+        expect![[r#"
+            step: destroy
+            counts: created 3, started 3; by state: started 3; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started 1..1
+            actions:
+              destroy 1  started; created 3 > max 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn go_start_takes_precedence_over_stop_when_min_gt_max() {
+    check(
+        "1 started
+         2 stopped
+         started 2..1",
+        expect![[r#"
+            step: start
+            counts: created 2, started 1; by state: started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 2..2
+            actions:
+              start 2  stopped; started 1 < min 2
+            note: started min 2 > max 1: max raised to min
+            cursor: 0"#]],
+    );
+}
+
+// ---- state table ----
+
+#[test]
+fn starting_counts_as_started_and_is_not_started_again() {
+    check(
+        "1 starting
+         2 stopped
+         started 1",
+        expect![[r#"
+            step: no_scale
+            counts: created 2, started 1; by state: starting 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 1..1
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn starting_is_not_stopped() {
+    check(
+        "1 starting
+         2 started
+         started 0",
+        expect![[r#"
+            step: stop
+            counts: created 2, started 2; by state: started 1, starting 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 0..0
+            actions:
+              stop 2  started 2 > max 0
+            note: 2 started machines over max 0 but only 1 are `started` (`starting` ones are not stopped)
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn stopping_and_suspending_count_as_not_started_and_are_left_alone() {
+    check(
+        "1 stopping
+         2 suspending
+         3 started
+         started 0..5",
+        expect![[r#"
+            step: no_scale
+            counts: created 3, started 1; by state: started 1, stopping 1, suspending 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 0..5
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn stopping_is_not_a_start_candidate() {
+    check(
+        "1 stopping
+         2 stopped
+         started 2",
+        expect![[r#"
+            step: start
+            counts: created 2, started 0; by state: stopped 1, stopping 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 2..2
+            actions:
+              start 2  stopped; started 0 < min 2
+            note: not enough stopped machines available to reach target, please create more machines: 2 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn ignored_states_neither_counted_nor_acted_on() {
+    check(
+        "1 destroying
+         2 destroyed
+         3 replacing
+         4 failed
+         5 stopped
+         created 1
+         started 1",
+        expect![[r#"
+            step: start
+            counts: created 1, started 0; by state: destroyed 1, destroying 1, failed 1, replacing 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started 1..1
+            actions:
+              start 5  stopped; started 0 < min 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn created_state_counts_but_is_not_started() {
+    check(
+        "1 created
+         2 stopped
+         started 1",
+        expect![[r#"
+            step: start
+            counts: created 2, started 0; by state: created 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 1..1
+            actions:
+              start 2  stopped; started 0 < min 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn unknown_state_counted_as_created_and_noted() {
+    check(
+        "1 restarting
+         2 creating
+         3 started
+         created 3",
+        expect![[r#"
+            step: no_scale
+            counts: created 3, started 1; by state: creating 1, restarting 1, started 1; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions: none
+            note: unrecognised state `creating`: counted as created, not started; left alone
+            note: unrecognised state `restarting`: counted as created, not started; left alone
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn unknown_state_not_destroyed() {
+    check(
+        "1 updating
+         2 started
+         created 1",
+        expect![[r#"
+            step: destroy
+            counts: created 2, started 1; by state: started 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy 2  started; created 2 > max 1
+            note: unrecognised state `updating`: counted as created, not started; left alone
+            cursor: 0"#]],
+    );
+}
+
+// ---- better than Go ----
+
+#[test]
+fn suspended_resumed_before_stopped() {
+    check(
+        "1 stopped
+         2 suspended
+         3 stopped
+         4 suspended
+         started 3",
+        expect![[r#"
+            step: start
+            counts: created 4, started 0; by state: stopped 2, suspended 2; excluded: 0 unreachable, 0 other group
+            targets: created -, started 3..3
+            actions:
+              start 2  suspended (resumes faster); started 0 < min 3
+              start 4  suspended (resumes faster); started 0 < min 3
+              start 1  stopped; started 0 < min 3
+            spares:
+              start 3  spare: stopped; started 0 < min 3
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn scale_down_by_suspend() {
+    check(
+        "1 started
+         2 started
+         3 started
+         scale_down suspend
+         started 1",
+        expect![[r#"
+            step: stop
+            counts: created 3, started 3; by state: started 3; excluded: 0 unreachable, 0 other group
+            targets: created -, started 1..1
+            actions:
+              suspend 1  started 3 > max 1
+              suspend 2  started 3 > max 1
+            spares:
+              suspend 3  spare: started 3 > max 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn destroy_order_stopped_created_suspended_started() {
+    check(
+        "a started
+         b suspended
+         c created
+         d stopped
+         e started
+         created 1..1
+         unbounded",
+        expect![[r#"
+            step: destroy
+            counts: created 5, started 2; by state: created 1, started 2, stopped 1, suspended 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy d  stopped; created 5 > max 1
+              destroy c  created; created 5 > max 1
+              destroy b  suspended; created 5 > max 1
+              destroy a  started; created 5 > max 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn destroy_prefers_machines_without_config() {
+    check(
+        "1 stopped
+         2 stopped noconfig
+         3 stopped
+         created 2",
+        expect![[r#"
+            step: destroy
+            counts: created 3, started 0; by state: stopped 3; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              destroy 2  stopped; created 3 > max 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn destroy_never_touches_transient_states() {
+    check(
+        "1 starting
+         2 stopping
+         3 suspending
+         4 stopped
+         created 1",
+        expect![[r#"
+            step: destroy
+            counts: created 4, started 1; by state: starting 1, stopped 1, stopping 1, suspending 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy 4  stopped; created 4 > max 1
+            note: 3 machines over max 1 but only 1 can be destroyed (transient and unrecognised states are left alone)
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn clone_source_is_newest_with_config() {
+    check(
+        "a started t=2024-01-03T00:00:00Z noconfig
+         b stopped t=2024-01-02T00:00:00Z
+         c started t=2024-01-01T00:00:00Z
+         d failed t=2024-01-04T00:00:00Z
+         created 5",
+        expect![[r#"
+            step: create
+            counts: created 3, started 2; by state: failed 1, started 2, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 5..5, started -
+            actions:
+              create from b in iad  created 3 < min 5
+              create from b in iad  created 3 < min 5
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn clone_source_ties_broken_by_greatest_id() {
+    check(
+        "a started t=2024-01-01T00:00:00Z
+         b started t=2024-01-01T00:00:00Z
+         created 3",
+        expect![[r#"
+            step: create
+            counts: created 2, started 2; by state: started 2; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions:
+              create from b in iad  created 2 < min 3
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn clone_source_none_with_config() {
+    check(
+        "a started noconfig
+         created 2",
+        expect![[r#"
+            step: create
+            counts: created 1, started 1; by state: started 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions: none
+            note: no machine available to clone for scale up: none of the group's machines has a complete config in a usable state
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn create_capped_by_default_limit() {
+    check(
+        "1 started
+         regions iad ams
+         created 15",
+        expect![[r#"
+            step: create
+            counts: created 1, started 1; by state: started 1; excluded: 0 unreachable, 0 other group
+            targets: created 15..15, started -
+            actions:
+              create from 1 in iad  created 1 < min 15
+              create from 1 in ams  created 1 < min 15
+              create from 1 in iad  created 1 < min 15
+              create from 1 in ams  created 1 < min 15
+              create from 1 in iad  created 1 < min 15
+              create from 1 in ams  created 1 < min 15
+              create from 1 in iad  created 1 < min 15
+              create from 1 in ams  created 1 < min 15
+              create from 1 in iad  created 1 < min 15
+              create from 1 in ams  created 1 < min 15
+            note: 14 creates needed, capped to 10 this tick
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn destroy_capped_by_default_limit() {
+    check(
+        "01 stopped
+         02 stopped
+         03 stopped
+         04 stopped
+         05 stopped
+         06 stopped
+         07 stopped
+         08 stopped
+         09 stopped
+         10 stopped
+         11 stopped
+         12 stopped
+         created 1",
+        expect![[r#"
+            step: destroy
+            counts: created 12, started 0; by state: stopped 12; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy 01  stopped; created 12 > max 1
+              destroy 02  stopped; created 12 > max 1
+              destroy 03  stopped; created 12 > max 1
+              destroy 04  stopped; created 12 > max 1
+              destroy 05  stopped; created 12 > max 1
+              destroy 06  stopped; created 12 > max 1
+              destroy 07  stopped; created 12 > max 1
+              destroy 08  stopped; created 12 > max 1
+              destroy 09  stopped; created 12 > max 1
+              destroy 10  stopped; created 12 > max 1
+            note: 11 destroys needed, capped to 10 this tick
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn start_limit_caps_starts_and_spares() {
+    check(
+        "1 stopped
+         2 stopped
+         3 stopped
+         4 stopped
+         5 stopped
+         limit starts 1
+         started 4",
+        expect![[r#"
+            step: start
+            counts: created 5, started 0; by state: stopped 5; excluded: 0 unreachable, 0 other group
+            targets: created -, started 4..4
+            actions:
+              start 1  stopped; started 0 < min 4
+            spares:
+              start 2  spare: stopped; started 0 < min 4
+            note: 4 starts needed, capped to 1 this tick
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn stop_limit_caps_stops() {
+    check(
+        "1 started
+         2 started
+         3 started
+         limit stops 1
+         started 0",
+        expect![[r#"
+            step: stop
+            counts: created 3, started 3; by state: started 3; excluded: 0 unreachable, 0 other group
+            targets: created -, started 0..0
+            actions:
+              stop 1  started 3 > max 0
+            spares:
+              stop 2  spare: started 3 > max 0
+            note: 3 stops needed, capped to 1 this tick
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn spares_bounded_by_actions() {
+    check(
+        "1 started
+         2 started
+         3 started
+         4 started
+         5 started
+         6 started
+         started 5",
+        expect![[r#"
+            step: stop
+            counts: created 6, started 6; by state: started 6; excluded: 0 unreachable, 0 other group
+            targets: created -, started 5..5
+            actions:
+              stop 1  started 6 > max 5
+            spares:
+              stop 2  spare: started 6 > max 5
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn created_min_above_max_raises_max() {
+    check(
+        "1 started
+         2 started
+         3 started
+         created 3..2",
+        expect![[r#"
+            step: no_scale
+            counts: created 3, started 3; by state: started 3; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions: none
+            note: created min 3 > max 2: max raised to min
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn duplicate_id_listed_once() {
+    check(
+        "1 stopped
+         1 stopped
+         started 2",
+        expect![[r#"
+            step: start
+            counts: created 1, started 0; by state: stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 2..2
+            actions:
+              start 1  stopped; started 0 < min 2
+            note: machine 1 listed twice; only its first entry is used
+            note: not enough stopped machines available to reach target, please create more machines: 2 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn nothing_configured_is_no_scale() {
+    check(
+        "1 started
+         2 stopped",
+        expect![[r#"
+            step: no_scale
+            counts: created 2, started 1; by state: started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn empty_group_no_targets() {
+    check(
+        "",
+        expect![[r#"
+        step: no_scale
+        counts: created 0, started 0; by state: none; excluded: 0 unreachable, 0 other group
+        targets: created -, started -
+        actions: none
+        cursor: 0"#]],
+    );
+}
+
+#[test]
+fn plan_serialises_to_json() {
+    let f = support::parse(
+        "1 started
+         2 stopped
+         started 2",
+    );
+    let p = plan(
+        &f.machines,
+        &f.targets,
+        &f.policy,
+        f.cursor,
+        SystemTime::UNIX_EPOCH,
+    );
+    let json = serde_json::to_string(&p).unwrap();
+    expect![[r#"{"kind":"start","counts":{"created":2,"started":1,"by_state":{"started":1,"stopped":1},"unreachable":0,"other_group":0},"targets":{"created":null,"started":{"min":2,"max":2}},"actions":[{"kind":"start","id":"2","reason":"stopped; started 1 < min 2"}],"spares":[],"notes":[],"next_cursor":0,"at_unix_ms":0}"#]].assert_eq(&json);
+}
+
+#[test]
+fn plan_kind_labels() {
+    use fas_reconcile::PlanKind;
+    let labels: Vec<&str> = [
+        PlanKind::Create,
+        PlanKind::Destroy,
+        PlanKind::Start,
+        PlanKind::Stop,
+        PlanKind::NoScale,
+    ]
+    .iter()
+    .map(|k| k.as_str())
+    .collect();
+    assert_eq!(labels, ["create", "destroy", "start", "stop", "no_scale"]);
+}
+
+#[test]
+fn machine_state_round_trips() {
+    use fas_reconcile::MachineState;
+    for s in [
+        "created",
+        "starting",
+        "started",
+        "stopping",
+        "stopped",
+        "suspending",
+        "suspended",
+        "destroying",
+        "destroyed",
+        "replacing",
+        "failed",
+        "launch_failed",
+    ] {
+        assert_eq!(MachineState::parse(s).as_str(), s);
+    }
+    assert_eq!(
+        MachineState::parse("launch_failed"),
+        MachineState::Other("launch_failed".into())
+    );
+}
