@@ -29,13 +29,19 @@ pub(crate) fn handle(w: &mut World, route: &Route, req: &Req, now: Instant) -> R
             "start" => mutate(w, app, id, req, now, start),
             "stop" => mutate(w, app, id, req, now, stop),
             "suspend" => mutate(w, app, id, req, now, suspend),
-            "cordon" => mutate(w, app, id, req, now, |w, a, i, r, n| cordon(w, a, i, r, n, true)),
-            _ => mutate(w, app, id, req, now, |w, a, i, r, n| cordon(w, a, i, r, n, false)),
+            "cordon" => mutate(w, app, id, req, now, |w, a, i, r, n| {
+                cordon(w, a, i, r, n, true)
+            }),
+            _ => mutate(w, app, id, req, now, |w, a, i, r, n| {
+                cordon(w, a, i, r, n, false)
+            }),
         },
-        Route::LeaseGet { app, id } => with_machine(w, app, id, now, |w, m| match m.active_lease(now) {
-            Some(l) => Reply::json(200, w.lease_json(l)),
-            None => Reply::error(404, "lease not found"),
-        }),
+        Route::LeaseGet { app, id } => {
+            with_machine(w, app, id, now, |w, m| match m.active_lease(now) {
+                Some(l) => Reply::json(200, w.lease_json(l)),
+                None => Reply::error(404, "lease not found"),
+            })
+        }
         Route::LeaseAcquire { app, id } => lease_acquire(w, app, id, req, now),
         Route::LeaseRelease { app, id } => lease_release(w, app, id, req, now),
         Route::Wait { .. } | Route::Graphql | Route::Unknown => Reply::error(404, "not found"),
@@ -60,7 +66,13 @@ fn find<'w>(w: &'w World, app: &str, id: &str, now: Instant) -> Result<&'w Machi
     Ok(m)
 }
 
-fn with_machine(w: &World, app: &str, id: &str, now: Instant, f: impl FnOnce(&World, &Machine) -> Reply) -> Reply {
+fn with_machine(
+    w: &World,
+    app: &str,
+    id: &str,
+    now: Instant,
+    f: impl FnOnce(&World, &Machine) -> Reply,
+) -> Reply {
     match find(w, app, id, now) {
         Ok(m) => f(w, m),
         Err(r) => r,
@@ -86,7 +98,10 @@ fn mutate(
         return Reply::error(409, &w.lease_held_message(id, l));
     }
     if m.host_status != "ok" {
-        return Reply::error(503, &format!("unavailable: host for machine {id} is {}", m.host_status));
+        return Reply::error(
+            503,
+            &format!("unavailable: host for machine {id} is {}", m.host_status),
+        );
     }
     f(w, app, id, req, now)
 }
@@ -100,7 +115,10 @@ fn state_of(w: &World, app: &str, id: &str) -> String {
 }
 
 fn precondition(verb: &str, state: &str) -> Reply {
-    Reply::error(412, &format!("failed_precondition: unable to {verb} machine from current state: '{state}'"))
+    Reply::error(
+        412,
+        &format!("failed_precondition: unable to {verb} machine from current state: '{state}'"),
+    )
 }
 
 fn start(w: &mut World, app: &str, id: &str, _req: &Req, now: Instant) -> Reply {
@@ -112,13 +130,17 @@ fn start(w: &mut World, app: &str, id: &str, _req: &Req, now: Instant) -> Reply 
             w.transition(app, id, now, "starting", &[(d, "started")], "user");
             Reply::json(200, body)
         }
-        "started" | "starting" | "replacing" if w.cfg.outcomes.start_when_running_is_noop => Reply::json(200, body),
+        "started" | "starting" | "replacing" if w.cfg.outcomes.start_when_running_is_noop => {
+            Reply::json(200, body)
+        }
         other => precondition("start", other),
     }
 }
 
 fn stop(w: &mut World, app: &str, id: &str, req: &Req, now: Instant) -> Reply {
-    if !req.body.iter().all(u8::is_ascii_whitespace) && serde_json::from_slice::<Value>(&req.body).is_err() {
+    if !req.body.iter().all(u8::is_ascii_whitespace)
+        && serde_json::from_slice::<Value>(&req.body).is_err()
+    {
         return Reply::error(400, "invalid stop request body: not JSON");
     }
     let prev = state_of(w, app, id);
@@ -187,7 +209,9 @@ fn cordon(w: &mut World, app: &str, id: &str, _req: &Req, _now: Instant, on: boo
 }
 
 fn list(w: &World, app: &str, req: &Req, now: Instant) -> Reply {
-    let Some(a) = w.apps.get(app) else { return app_not_found() };
+    let Some(a) = w.apps.get(app) else {
+        return app_not_found();
+    };
     let include_deleted = req.flag("include_deleted");
     let include_leases = req.flag("include_leases");
     let states: Vec<&str> = req
@@ -213,7 +237,11 @@ fn list(w: &World, app: &str, req: &Req, now: Instant) -> Reply {
         .filter(|m| region.is_none_or(|r| r == m.region))
         .filter(|m| {
             metadata.iter().all(|(k, v)| {
-                m.config.get("metadata").and_then(|md| md.get(*k)).and_then(Value::as_str) == Some(*v)
+                m.config
+                    .get("metadata")
+                    .and_then(|md| md.get(*k))
+                    .and_then(Value::as_str)
+                    == Some(*v)
             })
         })
         .map(|m| w.machine_json(m, include_leases, now))
@@ -234,16 +262,30 @@ fn create(w: &mut World, app: &str, req: &Req, now: Instant) -> Reply {
         Some(c @ Value::Object(_)) => c.clone(),
         _ => return Reply::error(400, "invalid create request: config is required"),
     };
-    if config.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if config
+        .get("image")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return Reply::error(400, "invalid config.image: image is required");
     }
     let region = match body.get("region").and_then(Value::as_str) {
         Some(r) if !r.is_empty() => r.to_owned(),
         _ => w.cfg.default_region.clone(),
     };
-    let skip_launch = body.get("skip_launch").and_then(Value::as_bool).unwrap_or(false);
-    let lease_ttl = body.get("lease_ttl").and_then(Value::as_u64).filter(|t| *t > 0);
-    let name = body.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_owned);
+    let skip_launch = body
+        .get("skip_launch")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let lease_ttl = body
+        .get("lease_ttl")
+        .and_then(Value::as_u64)
+        .filter(|t| *t > 0);
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
 
     if w.cfg.faults.capacity_exhausted_regions.contains(&region) {
         return Reply::json(
@@ -257,7 +299,12 @@ fn create(w: &mut World, app: &str, req: &Req, now: Instant) -> Reply {
         );
     }
     if let Some(quota) = w.cfg.faults.machine_quota {
-        let existing = w.apps.get(app).map_or(0, |a| a.machines.values().filter(|m| m.state != "destroyed").count());
+        let existing = w.apps.get(app).map_or(0, |a| {
+            a.machines
+                .values()
+                .filter(|m| m.state != "destroyed")
+                .count()
+        });
         if existing >= quota {
             let unit = if quota == 1 { "machine" } else { "machines" };
             return Reply::error(
@@ -297,7 +344,9 @@ fn create(w: &mut World, app: &str, req: &Req, now: Instant) -> Reply {
         }
         m.lease = lease;
     }
-    let Some(m) = w.apps.get(app).and_then(|a| a.machines.get(&id)) else { return machine_not_found() };
+    let Some(m) = w.apps.get(app).and_then(|a| a.machines.get(&id)) else {
+        return machine_not_found();
+    };
     let mut out = w.machine_json(m, false, now);
     if let (Some(n), Some(o)) = (nonce, out.as_object_mut()) {
         o.insert("nonce".to_owned(), Value::String(n));
@@ -317,7 +366,11 @@ fn lease_acquire(w: &mut World, app: &str, id: &str, req: &Req, now: Instant) ->
         .or_else(|| req.param("ttl").and_then(|t| t.parse().ok()))
         .filter(|t| *t > 0)
         .unwrap_or(DEFAULT_LEASE_TTL);
-    let description = body.get("description").and_then(Value::as_str).unwrap_or("").to_owned();
+    let description = body
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if let Some(l) = m.active_lease(now) {
         if req.nonce.as_deref() != Some(l.nonce.as_str()) {
             return Reply::error(409, &w.lease_held_message(id, l));
@@ -345,7 +398,9 @@ fn lease_release(w: &mut World, app: &str, id: &str, req: &Req, now: Instant) ->
         Ok(m) => m,
         Err(r) => return r,
     };
-    let Some(l) = m.active_lease(now) else { return Reply::error(404, "lease not found") };
+    let Some(l) = m.active_lease(now) else {
+        return Reply::error(404, "lease not found");
+    };
     if req.nonce.as_deref() != Some(l.nonce.as_str()) {
         return Reply::error(409, &w.lease_held_message(id, l));
     }
@@ -358,7 +413,11 @@ fn lease_release(w: &mut World, app: &str, id: &str, req: &Req, now: Instant) ->
 fn app_json(w: &World, name: &str) -> Option<Value> {
     let a = w.apps.get(name)?;
     let org = w.orgs.get(&a.org_slug)?;
-    let count = a.machines.values().filter(|m| m.state != "destroyed").count();
+    let count = a
+        .machines
+        .values()
+        .filter(|m| m.state != "destroyed")
+        .count();
     Some(json!({
         "id": a.id, "name": a.name, "machine_count": count, "volume_count": 0, "network": "default",
         "status": "deployed", "internal_numeric_id": a.numeric_id,
@@ -402,20 +461,46 @@ pub(crate) async fn wait(shared: &Shared, app: &str, id: &str, req: &Req) -> Rep
     if states.is_empty() {
         states.push("started".to_owned());
     }
-    const VALID: &[&str] = &["started", "stopped", "suspended", "destroyed", "failed", "settled"];
+    const VALID: &[&str] = &[
+        "started",
+        "stopped",
+        "suspended",
+        "destroyed",
+        "failed",
+        "settled",
+    ];
     if let Some(bad) = states.iter().find(|s| !VALID.contains(&s.as_str())) {
-        return Reply::error(400, &format!("invalid state {bad:?}: expected one of {}", VALID.join(", ")));
+        return Reply::error(
+            400,
+            &format!(
+                "invalid state {bad:?}: expected one of {}",
+                VALID.join(", ")
+            ),
+        );
     }
-    let has_version = req.param("instance_id").or_else(|| req.param("version")).is_some_and(|v| !v.is_empty());
+    let has_version = req
+        .param("instance_id")
+        .or_else(|| req.param("version"))
+        .is_some_and(|v| !v.is_empty());
     if states.iter().any(|s| s == "stopped") && !has_version {
-        return Reply::error(400, "instance_id or version is required when waiting for the stopped state");
+        return Reply::error(
+            400,
+            "instance_id or version is required when waiting for the stopped state",
+        );
     }
     let timeout = match req.param("timeout") {
         None => 60,
         Some(t) => match t.trim_end_matches('s').parse::<u64>() {
             Ok(t) if t <= 60 => t,
-            Ok(t) => return Reply::error(400, &format!("invalid timeout {t}: maximum is 60 seconds")),
-            Err(_) => return Reply::error(400, &format!("invalid timeout {t:?}: expected integer seconds")),
+            Ok(t) => {
+                return Reply::error(400, &format!("invalid timeout {t}: maximum is 60 seconds"));
+            }
+            Err(_) => {
+                return Reply::error(
+                    400,
+                    &format!("invalid timeout {t:?}: expected integer seconds"),
+                );
+            }
         },
     };
     let deadline = Instant::now() + Duration::from_secs(timeout);
@@ -441,8 +526,15 @@ pub(crate) async fn wait(shared: &Shared, app: &str, id: &str, req: &Req) -> Rep
             let reached = states.iter().any(|s| {
                 s == &m.state
                     || (s == "settled"
-                        && ["started", "stopped", "suspended", "failed", "destroyed", "created"]
-                            .contains(&m.state.as_str()))
+                        && [
+                            "started",
+                            "stopped",
+                            "suspended",
+                            "failed",
+                            "destroyed",
+                            "created",
+                        ]
+                        .contains(&m.state.as_str()))
             });
             if reached {
                 return Reply::json(

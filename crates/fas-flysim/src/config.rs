@@ -103,12 +103,18 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        let generic = Bucket { per_sec: 1.0, burst: 3 };
+        let generic = Bucket {
+            per_sec: 1.0,
+            burst: 3,
+        };
         RateLimits {
             enabled: true,
             retry_after: true,
             action: generic,
-            get: Bucket { per_sec: 5.0, burst: 10 },
+            get: Bucket {
+                per_sec: 5.0,
+                burst: 10,
+            },
             list: generic,
         }
     }
@@ -245,7 +251,10 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The defaults with every transition instant (for fast tests).
     pub fn instant() -> SimConfig {
-        SimConfig { timing: Timing::instant(), ..SimConfig::default() }
+        SimConfig {
+            timing: Timing::instant(),
+            ..SimConfig::default()
+        }
     }
 
     /// Latency added to each request.

@@ -81,7 +81,10 @@ fn first(compact: &str, vars: &Value) -> Option<usize> {
         return Some(n as usize);
     }
     let start = compact.find("first:")? + "first:".len();
-    let digits: String = compact[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = compact[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -100,7 +103,10 @@ fn apps_page(w: &World, compact: &str, vars: &Value) -> Reply {
     };
     let after = match arg(compact, vars, "after", "after") {
         None => 0,
-        Some(c) => match c.strip_prefix("flysim:").and_then(|n| n.parse::<usize>().ok()) {
+        Some(c) => match c
+            .strip_prefix("flysim:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => n + 1,
             None => return gql_error(&format!("invalid cursor \"{c}\"")),
         },
@@ -109,8 +115,11 @@ fn apps_page(w: &World, compact: &str, vars: &Value) -> Reply {
     if let Some(cap) = w.cfg.graphql_page_cap {
         page = page.min(cap.max(1));
     }
-    let all: Vec<&crate::world::App> =
-        w.apps.values().filter(|a| org_slug.as_deref().is_none_or(|s| s == a.org_slug)).collect();
+    let all: Vec<&crate::world::App> = w
+        .apps
+        .values()
+        .filter(|a| org_slug.as_deref().is_none_or(|s| s == a.org_slug))
+        .collect();
     let end = (after + page).min(all.len());
     let start = after.min(end);
     let nodes: Vec<Value> = all[start..end]
@@ -128,7 +137,11 @@ fn apps_page(w: &World, compact: &str, vars: &Value) -> Reply {
             })
         })
         .collect();
-    let end_cursor = if end > start { Some(cursor(end - 1)) } else { None };
+    let end_cursor = if end > start {
+        Some(cursor(end - 1))
+    } else {
+        None
+    };
     Reply::json(
         200,
         json!({"data": {"apps": {

@@ -99,8 +99,8 @@ mod util;
 mod world;
 
 pub use config::{
-    Bucket, DEFAULT_TOKEN, DurRange, FaultKind, FaultMatch, Faults, Outcomes, RandomFault, RateLimits, ScriptedFault,
-    SimConfig, Timing,
+    Bucket, DEFAULT_TOKEN, DurRange, FaultKind, FaultMatch, Faults, Outcomes, RandomFault,
+    RateLimits, ScriptedFault, SimConfig, Timing,
 };
 pub use scenario::{Scenario, ScenarioApp, ScenarioMachines};
 pub use sim::{DEFAULT_IMAGE, MachineSpec, Simulator};

@@ -46,12 +46,17 @@ pub(crate) struct Req {
 impl Req {
     /// The last value of a query parameter.
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean query parameter (`true`/`1`).
     pub(crate) fn flag(&self, name: &str) -> bool {
-        self.param(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        self.param(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
     }
 }
 
@@ -65,7 +70,11 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub(crate) fn json(status: u16, body: Value) -> Reply {
-        Reply { status, body, retry_after: None }
+        Reply {
+            status,
+            body,
+            retry_after: None,
+        }
     }
 
     pub(crate) fn error(status: u16, message: &str) -> Reply {
@@ -81,16 +90,44 @@ impl Reply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     ListApps,
-    GetApp { app: String },
-    List { app: String },
-    Create { app: String },
-    Get { app: String, id: String },
-    Destroy { app: String, id: String },
-    Action { app: String, id: String, action: String },
-    Wait { app: String, id: String },
-    LeaseGet { app: String, id: String },
-    LeaseAcquire { app: String, id: String },
-    LeaseRelease { app: String, id: String },
+    GetApp {
+        app: String,
+    },
+    List {
+        app: String,
+    },
+    Create {
+        app: String,
+    },
+    Get {
+        app: String,
+        id: String,
+    },
+    Destroy {
+        app: String,
+        id: String,
+    },
+    Action {
+        app: String,
+        id: String,
+        action: String,
+    },
+    Wait {
+        app: String,
+        id: String,
+    },
+    LeaseGet {
+        app: String,
+        id: String,
+    },
+    LeaseAcquire {
+        app: String,
+        id: String,
+    },
+    LeaseRelease {
+        app: String,
+        id: String,
+    },
     Graphql,
     Unknown,
 }
@@ -105,20 +142,38 @@ impl Route {
             ("GET", ["v1", "apps", app]) => Route::GetApp { app: s(app) },
             ("GET", ["v1", "apps", app, "machines"]) => Route::List { app: s(app) },
             ("POST", ["v1", "apps", app, "machines"]) => Route::Create { app: s(app) },
-            ("GET", ["v1", "apps", app, "machines", id]) => Route::Get { app: s(app), id: s(id) },
-            ("DELETE", ["v1", "apps", app, "machines", id]) => Route::Destroy { app: s(app), id: s(id) },
-            ("GET", ["v1", "apps", app, "machines", id, "wait"]) => Route::Wait { app: s(app), id: s(id) },
-            ("GET", ["v1", "apps", app, "machines", id, "lease"]) => Route::LeaseGet { app: s(app), id: s(id) },
-            ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {
-                Route::LeaseAcquire { app: s(app), id: s(id) }
-            }
-            ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => {
-                Route::LeaseRelease { app: s(app), id: s(id) }
-            }
+            ("GET", ["v1", "apps", app, "machines", id]) => Route::Get {
+                app: s(app),
+                id: s(id),
+            },
+            ("DELETE", ["v1", "apps", app, "machines", id]) => Route::Destroy {
+                app: s(app),
+                id: s(id),
+            },
+            ("GET", ["v1", "apps", app, "machines", id, "wait"]) => Route::Wait {
+                app: s(app),
+                id: s(id),
+            },
+            ("GET", ["v1", "apps", app, "machines", id, "lease"]) => Route::LeaseGet {
+                app: s(app),
+                id: s(id),
+            },
+            ("POST", ["v1", "apps", app, "machines", id, "lease"]) => Route::LeaseAcquire {
+                app: s(app),
+                id: s(id),
+            },
+            ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => Route::LeaseRelease {
+                app: s(app),
+                id: s(id),
+            },
             ("POST", ["v1", "apps", app, "machines", id, action])
                 if ["start", "stop", "suspend", "cordon", "uncordon"].contains(action) =>
             {
-                Route::Action { app: s(app), id: s(id), action: s(action) }
+                Route::Action {
+                    app: s(app),
+                    id: s(id),
+                    action: s(action),
+                }
             }
             _ => Route::Unknown,
         }
@@ -174,7 +229,11 @@ impl Route {
 }
 
 /// Accept connections until `shutdown` changes.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             res = listener.accept() => {
@@ -204,7 +263,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdo
 }
 
 fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
-    let Some(v) = header.and_then(|h| h.to_str().ok()) else { return false };
+    let Some(v) = header.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
     let v = v.trim();
     let rest = if let Some(r) = strip_ci(v, "Bearer ") {
         strip_ci(r.trim_start(), "FlyV1 ").unwrap_or(r)
@@ -218,17 +279,24 @@ fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
 
 fn strip_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn matches(m: &FaultMatch, route: &str, method: &str) -> bool {
     m.route.as_deref().is_none_or(|r| r == route)
-        && m.method.as_deref().is_none_or(|x| x.eq_ignore_ascii_case(method))
+        && m.method
+            .as_deref()
+            .is_none_or(|x| x.eq_ignore_ascii_case(method))
 }
 
 /// Pick the fault for this request: the first matching scripted fault (consumed), else a random one.
 fn pick_fault(world: &mut World, route: &str, method: &str) -> Option<FaultKind> {
-    if let Some(pos) = world.script.iter().position(|f| matches(&f.matches, route, method)) {
+    if let Some(pos) = world
+        .script
+        .iter()
+        .position(|f| matches(&f.matches, route, method))
+    {
         return world.script.remove(pos).map(|f| f.fault);
     }
     let candidates: Vec<(f64, FaultKind)> = world
@@ -239,7 +307,9 @@ fn pick_fault(world: &mut World, route: &str, method: &str) -> Option<FaultKind>
         .filter(|f| matches(&f.matches, route, method))
         .map(|f| (f.probability.clamp(0.0, 1.0), f.fault.clone()))
         .collect();
-    candidates.into_iter().find_map(|(p, f)| world.rng.random_bool(p).then_some(f))
+    candidates
+        .into_iter()
+        .find_map(|(p, f)| world.rng.random_bool(p).then_some(f))
 }
 
 fn rate_key<'a>(route: &'a Route, req: &'a Req) -> Option<(&'a str, &'a str)> {
@@ -252,7 +322,10 @@ fn rate_key<'a>(route: &'a Route, req: &'a Req) -> Option<(&'a str, &'a str)> {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Error> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Error> {
     let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -264,7 +337,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
     let route = Route::parse(&method, &path);
     let r = Req {
-        query: url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect(),
+        query: url::form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect(),
         nonce: parts
             .headers
             .get("fly-machine-lease-nonce")
@@ -276,7 +351,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let (latency, token_ok, fault) = {
         let mut w = shared.lock();
         let ok = authorized(parts.headers.get(header::AUTHORIZATION), &w.cfg.token);
-        let fault = if ok { pick_fault(&mut w, route.name(), &method) } else { None };
+        let fault = if ok {
+            pick_fault(&mut w, route.name(), &method)
+        } else {
+            None
+        };
         (w.cfg.latency(), ok, fault)
     };
     if !latency.is_zero() {
@@ -292,7 +371,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         match &fault {
             Some(FaultKind::Reset) => None,
             Some(FaultKind::Status { status }) => Some(fault_reply(*status)),
-            Some(FaultKind::AmbiguousCreate { status }) if !matches!(route, Route::Create { .. }) => {
+            Some(FaultKind::AmbiguousCreate { status })
+                if !matches!(route, Route::Create { .. }) =>
+            {
                 Some(fault_reply(*status))
             }
             _ => Some(dispatch(&shared, &route, &r, fault.as_ref()).await),
@@ -320,7 +401,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     shared.notify.notify_waiters();
 
-    let Some(reply) = reply else { return Err(Error::ConnectionReset) };
+    let Some(reply) = reply else {
+        return Err(Error::ConnectionReset);
+    };
     let request_id = {
         let mut w = shared.lock();
         format!("{}-sim", w.ulid_at(arrived))
@@ -368,7 +451,9 @@ async fn dispatch(shared: &Shared, route: &Route, req: &Req, fault: Option<&Faul
     }
     let reply = api::handle(&mut w, route, req, now);
     match (fault, route) {
-        (Some(FaultKind::AmbiguousCreate { status }), Route::Create { .. }) if reply.status == 200 => {
+        (Some(FaultKind::AmbiguousCreate { status }), Route::Create { .. })
+            if reply.status == 200 =>
+        {
             fault_reply(*status)
         }
         _ => reply,
@@ -378,9 +463,13 @@ async fn dispatch(shared: &Shared, route: &Route, req: &Req, fault: Option<&Faul
 fn build_response(reply: Reply, request_id: &str) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(&reply.body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("fly-request-id", v);
     }
@@ -410,9 +499,18 @@ mod tests {
     #[test]
     fn routes_parse() {
         assert_eq!(Route::parse("GET", "/v1/apps/a/machines").name(), "list");
-        assert_eq!(Route::parse("POST", "/v1/apps/a/machines/m/stop").name(), "stop");
-        assert_eq!(Route::parse("POST", "/v1/apps/a/machines/m/reboot"), Route::Unknown);
-        assert_eq!(Route::parse("DELETE", "/v1/apps/a/machines/m/lease").name(), "lease_release");
+        assert_eq!(
+            Route::parse("POST", "/v1/apps/a/machines/m/stop").name(),
+            "stop"
+        );
+        assert_eq!(
+            Route::parse("POST", "/v1/apps/a/machines/m/reboot"),
+            Route::Unknown
+        );
+        assert_eq!(
+            Route::parse("DELETE", "/v1/apps/a/machines/m/lease").name(),
+            "lease_release"
+        );
         assert_eq!(Route::parse("POST", "/graphql"), Route::Graphql);
     }
 }

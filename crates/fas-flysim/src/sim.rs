@@ -141,10 +141,19 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let token = cfg.token.clone();
-        let shared = Arc::new(Shared { world: Mutex::new(World::new(cfg)), notify: Notify::new() });
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::new(cfg)),
+            notify: Notify::new(),
+        });
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), rx));
-        Ok(Simulator { shared, addr, token, shutdown: tx, task: Mutex::new(Some(task)) })
+        Ok(Simulator {
+            shared,
+            addr,
+            token,
+            shutdown: tx,
+            task: Mutex::new(Some(task)),
+        })
     }
 
     /// Stop accepting connections and close the open ones.
@@ -220,13 +229,15 @@ impl Simulator {
     /// Set a machine's host status. Not `ok`: `config` is dropped from responses and `incomplete_config`
     /// appears; mutations answer 503. Returns false for an unknown machine.
     pub fn set_host_status(&self, app: &str, id: &str, status: &str) -> bool {
-        self.with(|w| match w.apps.get_mut(app).and_then(|a| a.machines.get_mut(id)) {
-            Some(m) => {
-                m.host_status = status.to_owned();
-                true
-            }
-            None => false,
-        })
+        self.with(
+            |w| match w.apps.get_mut(app).and_then(|a| a.machines.get_mut(id)) {
+                Some(m) => {
+                    m.host_status = status.to_owned();
+                    true
+                }
+                None => false,
+            },
+        )
     }
 
     /// Set a machine's state at once, as an external actor would (Fly Proxy autostop/autostart, a crash).
@@ -261,7 +272,12 @@ impl Simulator {
                 .unwrap_or_default();
             let mut out = Vec::new();
             for id in ids {
-                let lease = w.new_lease(now, Duration::from_secs(3600), "deploy@flysim", "flyctl deploy");
+                let lease = w.new_lease(
+                    now,
+                    Duration::from_secs(3600),
+                    "deploy@flysim",
+                    "flyctl deploy",
+                );
                 out.push((id.clone(), lease.nonce.clone()));
                 if let Some(m) = w.apps.get_mut(app).and_then(|a| a.machines.get_mut(&id)) {
                     m.lease = Some(lease);
@@ -322,7 +338,10 @@ impl Simulator {
     }
 
     /// Start with a scenario's config on `addr` and apply the scenario.
-    pub async fn from_scenario(addr: SocketAddr, scenario: &crate::Scenario) -> std::io::Result<Simulator> {
+    pub async fn from_scenario(
+        addr: SocketAddr,
+        scenario: &crate::Scenario,
+    ) -> std::io::Result<Simulator> {
         let sim = Simulator::start_on(addr, scenario.config.clone()).await?;
         sim.apply_scenario(scenario);
         Ok(sim)
@@ -349,7 +368,10 @@ impl Simulator {
 
     /// Machines of `app` in `state`.
     pub fn machines_in_state(&self, app: &str, state: &str) -> Vec<SimMachine> {
-        self.machines(app).into_iter().filter(|m| m.state == state).collect()
+        self.machines(app)
+            .into_iter()
+            .filter(|m| m.state == state)
+            .collect()
     }
 
     /// Number of machines of `app` in `state`.
@@ -369,12 +391,22 @@ impl Simulator {
 
     /// Number of requests to a route (`list`, `create`, `start`, `stop`, `destroy`, `graphql`…).
     pub fn count_route(&self, route: &str) -> usize {
-        self.shared.lock().log.iter().filter(|r| r.route == route).count()
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.route == route)
+            .count()
     }
 
     /// Number of requests naming machine `id` in their path.
     pub fn count_for_machine(&self, id: &str) -> usize {
-        self.shared.lock().log.iter().filter(|r| r.machine_id.as_deref() == Some(id)).count()
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.machine_id.as_deref() == Some(id))
+            .count()
     }
 
     /// The most machines of `app` that were `started` at the same time.

@@ -23,12 +23,17 @@ pub(crate) fn ulid(rng: &mut impl Rng, unix_ms: u64) -> String {
 
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// RFC 3339 with second precision, UTC, e.g. `2023-10-31T02:30:10Z`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
@@ -84,7 +89,9 @@ pub(crate) fn image_ref(image: &str) -> Value {
         None => (rest, None),
     };
     let (registry, repository) = match name.split_once('/') {
-        Some((first, repo)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+        Some((first, repo))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
             (first.to_owned(), repo.to_owned())
         }
         Some(_) => ("registry-1.docker.io".to_owned(), name.to_owned()),
@@ -103,14 +110,76 @@ pub(crate) fn image_ref(image: &str) -> Value {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "aged", "ancient", "autumn", "billowing", "bitter", "black", "blue", "bold", "broad", "broken", "calm",
-    "cold", "cool", "crimson", "damp", "dark", "dawn", "falling", "floral", "fragrant", "frosty", "green",
-    "hidden", "holy", "icy", "late", "lingering", "little", "lively", "long", "misty", "morning", "muddy",
+    "aged",
+    "ancient",
+    "autumn",
+    "billowing",
+    "bitter",
+    "black",
+    "blue",
+    "bold",
+    "broad",
+    "broken",
+    "calm",
+    "cold",
+    "cool",
+    "crimson",
+    "damp",
+    "dark",
+    "dawn",
+    "falling",
+    "floral",
+    "fragrant",
+    "frosty",
+    "green",
+    "hidden",
+    "holy",
+    "icy",
+    "late",
+    "lingering",
+    "little",
+    "lively",
+    "long",
+    "misty",
+    "morning",
+    "muddy",
 ];
 const NOUNS: &[&str] = &[
-    "art", "band", "bar", "base", "bird", "block", "boat", "bonus", "bread", "breeze", "brook", "bush",
-    "butterfly", "cake", "cell", "cherry", "cloud", "credit", "darkness", "dawn", "dew", "disk", "dream",
-    "dust", "feather", "field", "fire", "firefly", "flower", "fog", "forest", "frog", "frost", "glade", "wind",
+    "art",
+    "band",
+    "bar",
+    "base",
+    "bird",
+    "block",
+    "boat",
+    "bonus",
+    "bread",
+    "breeze",
+    "brook",
+    "bush",
+    "butterfly",
+    "cake",
+    "cell",
+    "cherry",
+    "cloud",
+    "credit",
+    "darkness",
+    "dawn",
+    "dew",
+    "disk",
+    "dream",
+    "dust",
+    "feather",
+    "field",
+    "fire",
+    "firefly",
+    "flower",
+    "fog",
+    "forest",
+    "frog",
+    "frost",
+    "glade",
+    "wind",
 ];
 
 /// A machine name like `aged-wind-2649`.

@@ -116,6 +116,8 @@ pub(crate) struct Machine {
     pub(crate) pending: VecDeque<(Instant, String)>,
     /// Not in the default list before this instant (list lag).
     pub(crate) listed_after: Instant,
+    /// Counter for event ids.
+    pub(crate) event_seq: u64,
 }
 
 /// Maximum number of events kept per machine.
@@ -124,7 +126,9 @@ const MAX_EVENTS: usize = 20;
 impl Machine {
     pub(crate) fn process_group(&self) -> Option<&str> {
         let md = self.config.get("metadata")?;
-        md.get("fly_process_group").or_else(|| md.get("process_group"))?.as_str()
+        md.get("fly_process_group")
+            .or_else(|| md.get("process_group"))?
+            .as_str()
     }
 
     /// The lease if held and not expired.
@@ -183,7 +187,11 @@ impl World {
 
     pub(crate) fn sample(&mut self, r: DurRange) -> Duration {
         let (lo, hi) = (r.min_ms.min(r.max_ms), r.max_ms.max(r.min_ms));
-        Duration::from_millis(if lo == hi { lo } else { self.rng.random_range(lo..=hi) })
+        Duration::from_millis(if lo == hi {
+            lo
+        } else {
+            self.rng.random_range(lo..=hi)
+        })
     }
 
     pub(crate) fn ensure_org(&mut self, slug: &str) {
@@ -192,7 +200,12 @@ impl World {
         }
         let numeric_id = self.rng.random_range(10_000..1_000_000u64);
         let id = format!("org{}", util::hex(&mut self.rng, 8));
-        let org = Org { id, slug: slug.to_owned(), name: slug.to_owned(), numeric_id };
+        let org = Org {
+            id,
+            slug: slug.to_owned(),
+            name: slug.to_owned(),
+            numeric_id,
+        };
         self.orgs.insert(slug.to_owned(), org);
     }
 
@@ -219,10 +232,17 @@ impl World {
     pub(crate) fn set_release_status(&mut self, app: &str, status: Option<&str>) -> bool {
         let now = self.wall(Instant::now());
         let id = util::hex(&mut self.rng, 12);
-        let Some(a) = self.apps.get_mut(app) else { return false };
+        let Some(a) = self.apps.get_mut(app) else {
+            return false;
+        };
         a.release = status.map(|s| {
             a.release_versions += 1;
-            Release { id, version: a.release_versions, status: s.to_owned(), created_at: now }
+            Release {
+                id,
+                version: a.release_versions,
+                status: s.to_owned(),
+                created_at: now,
+            }
         });
         true
     }
@@ -231,7 +251,9 @@ impl World {
     pub(crate) fn advance(&mut self, app: &str, now: Instant) {
         let wall_start = self.wall_start;
         let start = self.start;
-        let Some(a) = self.apps.get_mut(app) else { return };
+        let Some(a) = self.apps.get_mut(app) else {
+            return;
+        };
         let mut due: Vec<(Instant, String, String)> = Vec::new();
         for m in a.machines.values_mut() {
             while m.pending.front().is_some_and(|(at, _)| *at <= now) {
@@ -310,7 +332,10 @@ impl World {
         let st = self
             .buckets
             .entry((action.to_owned(), key.to_owned()))
-            .or_insert(BucketState { tokens: cap, last: now });
+            .or_insert(BucketState {
+                tokens: cap,
+                last: now,
+            });
         let elapsed = now.saturating_duration_since(st.last).as_secs_f64();
         st.tokens = (st.tokens + elapsed * per_sec).min(cap);
         st.last = now;
@@ -355,8 +380,14 @@ impl World {
         o.insert("instance_id".into(), json!(m.instance_id));
         o.insert("version".into(), json!(m.instance_id));
         o.insert("private_ip".into(), json!(m.private_ip));
-        o.insert("created_at".into(), json!(util::rfc3339(self.wall(m.created_at))));
-        o.insert("updated_at".into(), json!(util::rfc3339(self.wall(m.updated_at))));
+        o.insert(
+            "created_at".into(),
+            json!(util::rfc3339(self.wall(m.created_at))),
+        );
+        o.insert(
+            "updated_at".into(),
+            json!(util::rfc3339(self.wall(m.updated_at))),
+        );
         if m.host_status == "ok" {
             o.insert("config".into(), m.config.clone());
         } else {
@@ -365,7 +396,10 @@ impl World {
         if let Some(image) = m.config.get("image").and_then(Value::as_str) {
             o.insert("image_ref".into(), util::image_ref(image));
         }
-        o.insert("events".into(), Value::Array(m.events.iter().cloned().collect()));
+        o.insert(
+            "events".into(),
+            Value::Array(m.events.iter().cloned().collect()),
+        );
         o.insert("checks".into(), json!([]));
         o.insert("host_status".into(), json!(m.host_status));
         o.insert("cordoned".into(), json!(m.cordoned));
@@ -401,7 +435,13 @@ impl World {
     }
 
     /// Create a lease on a machine (no checks).
-    pub(crate) fn new_lease(&mut self, now: Instant, ttl: Duration, owner: &str, description: &str) -> Lease {
+    pub(crate) fn new_lease(
+        &mut self,
+        now: Instant,
+        ttl: Duration,
+        owner: &str,
+        description: &str,
+    ) -> Lease {
         Lease {
             nonce: util::hex(&mut self.rng, 12),
             owner: owner.to_owned(),
@@ -417,7 +457,9 @@ impl World {
         while self.apps.values().any(|a| a.machines.contains_key(&id)) {
             id = util::hex(&mut self.rng, 14);
         }
-        let name = spec.name.unwrap_or_else(|| util::machine_name(&mut self.rng));
+        let name = spec
+            .name
+            .unwrap_or_else(|| util::machine_name(&mut self.rng));
         let instance_id = self.ulid_at(now);
         let a1 = self.rng.random_range(0..0xffffu32);
         let a2 = self.rng.random_range(0..0xffffu32);
@@ -427,6 +469,13 @@ impl World {
             "timestamp": util::unix_ms(self.wall(now)),
         });
         let listed_after = now + Duration::from_millis(spec.list_lag_ms);
+        let mut events = VecDeque::from([event]);
+        if spec.state != "created" {
+            events.push_front(json!({
+                "id": self.ulid_at(now), "type": event_type(&spec.state), "status": spec.state, "source": "flyd",
+                "timestamp": util::unix_ms(self.wall(now)),
+            }));
+        }
         let m = Machine {
             id: id.clone(),
             name,
@@ -438,11 +487,12 @@ impl World {
             updated_at: now,
             config: spec.config,
             host_status: spec.host_status,
-            events: VecDeque::from([event]),
+            events,
             cordoned: false,
             lease: None,
             pending: VecDeque::new(),
             listed_after,
+            event_seq: 0,
         };
         if let Some(a) = self.apps.get_mut(app) {
             a.machines.insert(id.clone(), m);
@@ -469,17 +519,11 @@ fn set_state_inner(m: &mut Machine, state: &str, at: Instant, wall: SystemTime, 
     }
     m.state = state.to_owned();
     m.updated_at = at;
-    let kind = match state {
-        "created" => "launch",
-        "starting" | "started" => "start",
-        "stopping" | "stopped" => "exit",
-        "suspending" | "suspended" => "suspend",
-        "destroying" | "destroyed" => "destroy",
-        _ => "update",
-    };
+    let kind = event_type(state);
     let ms = util::unix_ms(wall);
+    m.event_seq += 1;
     m.events.push_front(json!({
-        "id": format!("{}{:04}", &m.instance_id[..10], m.events.len() % 10_000),
+        "id": format!("{}{:016}", m.instance_id.get(..10).unwrap_or("0000000000"), m.event_seq),
         "type": kind, "status": state, "source": source, "timestamp": ms,
     }));
     m.events.truncate(MAX_EVENTS);
@@ -494,4 +538,16 @@ fn incomplete(config: &Value) -> Value {
         }
     }
     Value::Object(o)
+}
+
+/// The event `type` recorded when a machine enters `state`.
+fn event_type(state: &str) -> &'static str {
+    match state {
+        "created" => "launch",
+        "starting" | "started" => "start",
+        "stopping" | "stopped" => "exit",
+        "suspending" | "suspended" => "suspend",
+        "destroying" | "destroyed" => "destroy",
+        _ => "update",
+    }
 }

@@ -35,13 +35,22 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("fas-flysim listening on {}", sim.base_url());
-    println!("  machines API: {}/v1   graphql: {}/graphql", sim.base_url(), sim.base_url());
+    println!(
+        "  machines API: {}/v1   graphql: {}/graphql",
+        sim.base_url(),
+        sim.base_url()
+    );
     if default_token {
-        println!("  token: {} (the default test token)", fas_flysim::DEFAULT_TOKEN);
+        println!(
+            "  token: {} (the default test token)",
+            fas_flysim::DEFAULT_TOKEN
+        );
     } else {
         println!("  token: the one set in the scenario's config.token");
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(())
 }

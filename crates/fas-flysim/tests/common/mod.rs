@@ -58,7 +58,9 @@ impl Http {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<Resp, String> {
-        let mut b = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         if let Some(a) = &self.auth {
             b = b.header("authorization", a);
         }
@@ -72,17 +74,39 @@ impl Http {
             }
             None => Full::new(Bytes::new()),
         };
-        let resp = self.client.request(b.body(body).unwrap()).await.map_err(|e| format!("{e:?}"))?;
+        let resp = self
+            .client
+            .request(b.body(body).unwrap())
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Resp { status, headers, json, text })
+        Ok(Resp {
+            status,
+            headers,
+            json,
+            text,
+        })
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
-        self.try_send(method, path, body, headers).await.expect("transport error")
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        self.try_send(method, path, body, headers)
+            .await
+            .expect("transport error")
     }
 
     pub async fn get(&self, path: &str) -> Resp {
