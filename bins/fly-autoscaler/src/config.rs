@@ -19,7 +19,7 @@
 //!
 //! # Invariants and the tests that guard them (`tests/config.rs`)
 //! - env name <-> key mapping: `env_and_yaml_keys_map_to_the_same_field`; defaults: `defaults`.
-//! - file over env, collectors replaced: `file_wins_over_env`, `file_collectors_replace_env_collectors`.
+//! - file over env, collectors replaced: `file_wins_over_env_per_key`, `file_collectors_replace_env_collectors`.
 //! - `${VAR}` expansion, `${APP_NAME}` and `$1` survive: `file_expansion_*`.
 //! - all problems at once: `five_problems_are_reported_together`; each contract message: `validation_*`.
 //! - secrets never shown: `token_canary_*`; reference file parses: `reference_yaml_file_loads`.
@@ -77,7 +77,8 @@ pub enum Purpose {
 /// Every problem found in the configuration, one per entry; each names the env var or YAML key at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors {
-    /// The problems, in a stable order (file syntax first, then settings in documentation order).
+    /// The problems, in a stable order: a file that cannot be read or parsed is reported alone (nothing else can
+    /// be checked without it); otherwise every setting's problems, then the collectors', then the expressions'.
     pub problems: Vec<String>,
 }
 
@@ -114,7 +115,7 @@ pub struct CountExprs {
 }
 
 /// One configured metric collector.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CollectorConfig {
     /// A Prometheus instant query.
     Prometheus(fas_collect::PrometheusConfig),
@@ -133,7 +134,7 @@ impl CollectorConfig {
 }
 
 /// The checked configuration. Secrets are [`SecretString`]s, so `Debug` shows none of them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// App to scale; may contain `*` wildcards (then `org` is set).
     pub app_name: String,
