@@ -203,3 +203,81 @@ async fn an_http1_only_server_is_a_transport_error() {
     assert!(matches!(err, CollectError::Transport { .. }), "{err:?}");
     assert!(err.to_string().contains(&address), "{err}");
 }
+
+/// What a TLS server saw of the client's hello, and how the handshake ended on the client side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_config_speaks_tls_with_alpn_h2_and_verifies_the_server() {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    // A std thread running rustls' server side: records SNI and ALPN, then completes the handshake
+    // with a self-signed certificate that webpki roots must reject.
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut acceptor = rustls::server::Acceptor::default();
+        let accepted = loop {
+            acceptor.read_tls(&mut stream).unwrap();
+            if let Some(accepted) = acceptor.accept().map_err(|(e, _)| e).unwrap() {
+                break accepted;
+            }
+        };
+        let hello = accepted.client_hello();
+        let sni = hello.server_name().map(str::to_owned);
+        let alpn: Vec<Vec<u8>> = hello
+            .alpn()
+            .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        tx.send((sni, alpn)).unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let Ok(mut conn) = accepted.into_connection(Arc::new(config)) else {
+            return;
+        };
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut stream).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut cfg = with_tls(Some(CERT), Some(KEY));
+    cfg.address = format!("localhost:{port}");
+    cfg.timeout = Duration::from_secs(5);
+    let err = TemporalCollector::new(cfg)
+        .unwrap()
+        .collect("app")
+        .await
+        .unwrap_err();
+
+    let (sni, alpn) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the client sent a TLS ClientHello");
+    assert_eq!(sni.as_deref(), Some("localhost"));
+    assert_eq!(alpn, vec![b"h2".to_vec()], "ALPN offers h2 only");
+    // The self-signed server is not trusted by the webpki roots.
+    assert!(matches!(err, CollectError::Transport { .. }), "{err:?}");
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain.push_str(&format!("{s}; "));
+        source = s.source();
+    }
+    assert!(
+        chain.contains("certificate"),
+        "rejected for its certificate: {chain}"
+    );
+}

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// An HTTP/1 server on `127.0.0.1:<random port>` serving the current text at `/metrics`
-/// (404 elsewhere). Stopped when dropped.
+/// (404 elsewhere). Dropping it stops the server and closes its open connections.
 #[derive(Debug)]
 pub struct Exporter {
     addr: SocketAddr,
