@@ -460,3 +460,77 @@ fn op_error_keeps_kind_message_and_source() {
         r#"{"status":"failed","error":{"kind":"other","message":"boom"}}"#
     );
 }
+
+fn stopped_or_started(ids_states: &[(&str, &str)]) -> Vec<fas_reconcile::Machine> {
+    ids_states
+        .iter()
+        .map(|(id, state)| fas_reconcile::Machine {
+            id: (*id).into(),
+            state: fas_reconcile::MachineState::parse(state),
+            region: "iad".into(),
+            process_group: Some("app".into()),
+            host: fas_reconcile::HostStatus::Ok,
+            has_config: true,
+            created_at: None,
+        })
+        .collect()
+}
+
+/// Go `TestReconciler_Scale_Start/Failed`, planned and executed: 1..4 stopped, min started 2,
+/// the start of 2 fails: 1, 2 and 3 are tried, 2 started, 1 failed.
+#[tokio::test(start_paused = true)]
+async fn go_start_failed_end_to_end() {
+    let mut fake = Fake::new();
+    fake.fail.insert("2".into());
+    let machines = stopped_or_started(&[
+        ("1", "stopped"),
+        ("2", "stopped"),
+        ("3", "stopped"),
+        ("4", "stopped"),
+    ]);
+    let targets = fas_reconcile::Targets {
+        created: None,
+        started: Some(fas_reconcile::Bounds::exactly(2)),
+    };
+    let p = fas_reconcile::plan(
+        &machines,
+        &targets,
+        &Default::default(),
+        Default::default(),
+        SystemTime::UNIX_EPOCH,
+    );
+    let report = execute(&fake, &p, &ExecPolicy::sequential(), std::future::pending()).await;
+    assert_eq!(fake.calls(), ["start 1", "start 2", "start 3"]);
+    let s = report.stats();
+    assert_eq!((s.start.ok, s.start.failed), (2, 1));
+}
+
+/// Go `TestReconciler_Scale_Stop/Failed`: 1..3 started, max 1, the stop of 2 fails: 1, 2 and 3
+/// are tried, 2 stopped, 1 failed.
+#[tokio::test(start_paused = true)]
+async fn go_stop_failed_end_to_end() {
+    let mut fake = Fake::new();
+    fake.fail.insert("2".into());
+    let machines = stopped_or_started(&[
+        ("1", "started"),
+        ("2", "started"),
+        ("3", "started"),
+        ("4", "stopped"),
+    ]);
+    let targets = fas_reconcile::Targets {
+        created: None,
+        started: Some(fas_reconcile::Bounds::exactly(1)),
+    };
+    let p = fas_reconcile::plan(
+        &machines,
+        &targets,
+        &Default::default(),
+        Default::default(),
+        SystemTime::UNIX_EPOCH,
+    );
+    assert_eq!(p.kind(), PlanKind::Stop);
+    let report = execute(&fake, &p, &ExecPolicy::sequential(), std::future::pending()).await;
+    assert_eq!(fake.calls(), ["stop 1", "stop 2", "stop 3"]);
+    let s = report.stats();
+    assert_eq!((s.stop.ok, s.stop.failed), (2, 1));
+}

@@ -39,6 +39,8 @@ fn go_no_scale() {
 
 #[test]
 fn go_create_clones_to_min() {
+    // Two creates as in Go. Go cloned the first listed machine (1); here the source is the
+    // newest with a config, and without `created_at` the tie goes to the greatest id (2).
     check(
         "1 started r=iad
          2 stopped r=den
