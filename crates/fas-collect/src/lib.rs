@@ -12,17 +12,27 @@
 //!
 //! # Invariants, and the tests that guard them
 //! - `$1`, `${1}` and `$$` are never expanded, so PromQL's `label_replace` keeps working; an
-//!   unknown variable stays as written (`expand::tests`, including property tests).
+//!   unknown variable stays as written (`expand::tests`, including property tests; end to end in
+//!   `tests/prometheus_real.rs`).
+//! - A Prometheus query is a `POST` form to `<address>/api/v1/query` (a `GET` retry on 405/501)
+//!   (`tests/prometheus_wire.rs`: `posts_a_form_with_the_expanded_query`,
+//!   `address_path_prefix_is_kept`, `falls_back_to_get_when_post_is_refused`).
 //! - A Prometheus token is sent as `Authorization: <token>` when it starts with `Fly`, as
 //!   `Bearer <token>` otherwise, and never appears in `Debug`, errors or logs
-//!   (`tests/prometheus_wire.rs`: `authorization_header_*`, `token_never_leaks`).
+//!   (`authorization_header_follows_the_token_rules`, `warnings_are_logged_and_the_token_never_leaks`).
+//!   Neither does a Temporal key (`tests/temporal_offline.rs`).
 //! - A vector with one sample is its value; no sample is "empty prometheus result"; several
 //!   samples are an error telling the user to aggregate, unless [`MultipleSeries::Sum`]; scalars
-//!   are their value; `NaN`/`Inf` pass through as `f64` (the expression layer rejects them)
-//!   (`tests/prometheus_wire.rs` and, against a real Prometheus, `tests/prometheus_real.rs`).
-//! - Every call is bounded by the collector's timeout (`*_times_out` tests).
-//! - The Temporal count is `ExecutionStatus="Running"` ANDed with the user's query, and gRPC
-//!   failures map to [`CollectError::Grpc`] (`tests/temporal_real.rs` against the dev server).
+//!   are their value; `NaN`/`Inf` pass through as `f64` (the expression layer rejects them);
+//!   matrix/string results and HTTP/JSON failures are typed errors (`result_shapes` and friends
+//!   in `tests/prometheus_wire.rs`; against Debian's Prometheus in `tests/prometheus_real.rs`).
+//! - Every call is bounded by the collector's timeout (`slow_server_times_out`,
+//!   `a_silent_server_times_out`), and every collection error names the metric and the address.
+//! - The Temporal count is `ExecutionStatus="Running"` ANDed with the user's query; gRPC
+//!   failures map to [`CollectError::Grpc`] (`tests/temporal_real.rs` against the dev server;
+//!   trailers-only errors and framing in `tests/temporal_offline.rs`; protobuf bytes in
+//!   `temporal::proto::tests`). With a certificate and key the call uses TLS with ALPN `h2` and
+//!   verifies the server against the webpki roots (`mtls_config_speaks_tls_with_alpn_h2_and_verifies_the_server`).
 //!
 //! # Why Temporal is reached with a hand-written gRPC call
 //! The Temporal collector needs exactly one RPC, `WorkflowService/CountWorkflowExecutions`, whose
