@@ -1,5 +1,86 @@
-//! The `fly-autoscaler` binary.
-fn main() {
-    eprintln!("ERROR: not built yet");
-    std::process::exit(1);
+//! `fly-autoscaler`: a metrics-based autoscaler for Fly.io Machines, compatible with the Go
+//! `fly-autoscaler` (same commands, environment variables, YAML keys and metric names).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fly_autoscaler::{cli, config};
+
+/// Metrics-based autoscaler for Fly.io Machines.
+///
+/// Configuration comes from FAS_* environment variables; a YAML file given with --config is laid
+/// over them. See docs/configuration.md.
+#[derive(Debug, Parser)]
+#[command(name = "fly-autoscaler", version = cli::VERSION, disable_version_flag = false)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the reconciliation loop until SIGINT/SIGTERM; serve Prometheus metrics on :9090/metrics.
+    Serve {
+        /// YAML configuration file, laid over the FAS_* environment.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Collect every metric once, evaluate every count expression, print JSON; scale nothing.
+    Eval {
+        /// YAML configuration file, laid over the FAS_* environment.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Collect, evaluate and list machines once, then print the plan that `serve` would carry out;
+    /// change nothing.
+    Plan {
+        /// YAML configuration file, laid over the FAS_* environment.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print the plan as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the version (and commit).
+    Version,
+    /// Run a self-contained demo: the real serve loop against a local Fly API simulator and a
+    /// synthetic queue-depth metric that rises and falls.
+    Demo {
+        /// How long the demo runs (Go duration syntax).
+        #[arg(long, default_value = "60s", value_name = "DURATION")]
+        duration: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::clap_exit(&e),
+    };
+    let env = cli::process_env();
+    let result = match cli.command {
+        Command::Version => {
+            println!("{}", cli::version_line());
+            Ok(())
+        }
+        Command::Serve { config } => cli::run_async(cli::serve(sources(env, config))),
+        Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
+        Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
+        Command::Demo { duration } => cli::run_async(fly_autoscaler::demo::run(&duration)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn sources(
+    env: std::collections::BTreeMap<String, String>,
+    file: Option<PathBuf>,
+) -> config::Sources {
+    config::Sources { env, file }
 }

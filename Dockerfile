@@ -1,0 +1,15 @@
+# Build: docker build -t fly-autoscaler .
+# The image holds one static-ish binary (rustls with compiled-in webpki roots: no OpenSSL, no
+# CA bundle needed) on distroless/cc. Entrypoint `fly-autoscaler`, default command `serve`, as the
+# Go image.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p fly-autoscaler \
+ && cp target/release/fly-autoscaler /fly-autoscaler
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /fly-autoscaler /usr/local/bin/fly-autoscaler
+EXPOSE 9090
+ENTRYPOINT ["fly-autoscaler"]
+CMD ["serve"]

@@ -1,0 +1,219 @@
+//! The commands of the binary, in the fixed order of `main` (linkerd2-proxy style): tracing; load
+//! and validate config (every problem listed); build clients; start the metrics server; spawn the
+//! loop; wait for SIGINT/SIGTERM; drain within a grace period.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{self, Config, LogFormat, Purpose, Sources};
+use crate::serve::{self, Reconciler};
+use crate::telemetry;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long in-flight work may take to finish after SIGINT/SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// `fly-autoscaler <version> (commit <sha>)`.
+pub fn version_line() -> String {
+    let commit = option_env!("FAS_GIT_COMMIT").unwrap_or("unknown");
+    format!("fly-autoscaler {VERSION} (commit {commit})")
+}
+
+/// Maps a clap error to the Go exit codes: usage when no command (2), help (0), unknown command or
+/// argument (`ERROR: …`, 1).
+pub fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let msg = rendered.trim_start_matches("error: ").trim_end();
+            eprintln!("ERROR: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The process environment as a map (the only place that reads it, with `main`).
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Builds a multi-threaded runtime and runs `fut` on it.
+pub fn run_async(fut: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(fut)
+}
+
+/// Installs the tracing subscriber: JSON lines on stderr without timestamps (Fly adds them) by
+/// default, or human-readable text; debug level when `verbose`. `RUST_LOG` overrides the filter.
+pub fn init_logging(format: LogFormat, verbose: bool) {
+    init_logging_at(format, if verbose { "debug" } else { "info" });
+}
+
+/// [`init_logging`] with an explicit default level (the demo keeps the terminal for its own view).
+pub fn init_logging_at(format: LogFormat, default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .try_init(),
+        LogFormat::Text => builder.compact().try_init(),
+    };
+}
+
+fn load(sources: &Sources, purpose: Purpose) -> anyhow::Result<Config> {
+    config::load(sources, purpose).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `serve`: run until SIGINT/SIGTERM, then drain and exit 0.
+pub async fn serve(sources: Sources) -> anyhow::Result<()> {
+    let config = load(&sources, Purpose::Serve)?;
+    init_logging(config.log_format, config.verbose);
+    let handle = telemetry::install_recorder()?;
+    let shutdown = CancellationToken::new();
+    let (reconciler, listener) = prepare(config).await?;
+    let metrics = tokio::spawn(telemetry::serve(listener, handle, shutdown.clone()));
+    let loop_task = tokio::spawn(serve::run(reconciler, shutdown.clone()));
+    wait_for_signal().await?;
+    info!(grace = ?SHUTDOWN_GRACE, "shutting down: no new work; letting calls in flight finish");
+    shutdown.cancel();
+    match tokio::time::timeout(SHUTDOWN_GRACE, loop_task).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => return Err(anyhow::anyhow!("reconciliation loop panicked: {join}")),
+        Err(_) => warn!("grace period over; exiting with work in flight"),
+    }
+    metrics.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// Builds clients and binds the metrics listener (reporting the bound address).
+pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::net::TcpListener)> {
+    let client = serve::build_client(&config)?;
+    let collectors = serve::build_collectors(&config)?;
+    let listener = telemetry::bind(config.metrics_address).await?;
+    let local = listener.local_addr().context("metrics listener address")?;
+    info!(address = %local, "serving /metrics and /healthz");
+    Ok((
+        Arc::new(Reconciler::new(Arc::new(config), client, collectors)),
+        listener,
+    ))
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct EvalBounds {
+    min: Option<u32>,
+    max: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct EvalOutput {
+    created: EvalBounds,
+    started: EvalBounds,
+}
+
+/// The JSON that `eval` prints for the evaluated targets (`null` where not configured).
+pub fn eval_json(targets: &fas_reconcile::Targets) -> String {
+    let bounds = |b: &Option<fas_reconcile::Bounds>| EvalBounds {
+        min: b.as_ref().map(|b| b.min),
+        max: b.as_ref().map(|b| b.max),
+    };
+    let out = EvalOutput {
+        created: bounds(&targets.created),
+        started: bounds(&targets.started),
+    };
+    // Serialising plain structs of options cannot fail.
+    serde_json::to_string_pretty(&out).unwrap_or_default()
+}
+
+/// `eval`: collect once, evaluate, print JSON; no Machines API call is made.
+pub async fn eval(sources: Sources) -> anyhow::Result<()> {
+    let config = load(&sources, Purpose::Eval)?;
+    init_logging(config.log_format, config.verbose);
+    let collectors = serve::build_collectors(&config)?;
+    let values = serve::collect_all(&collectors, &config.app_name)
+        .await
+        .map_err(|e| anyhow::anyhow!(serve::error_chain(&e)))?;
+    let targets =
+        serve::evaluate(&config, &values).map_err(|e| anyhow::anyhow!(serve::error_chain(&e)))?;
+    println!("{}", eval_json(&targets));
+    Ok(())
+}
+
+/// `plan`: collect, evaluate, list and plan once for each app; print the plan; change nothing.
+pub async fn plan(sources: Sources, json: bool) -> anyhow::Result<()> {
+    let config = load(&sources, Purpose::Serve)?;
+    init_logging(config.log_format, config.verbose);
+    let client = serve::build_client(&config)?;
+    let collectors = serve::build_collectors(&config)?;
+    let policy = config.policy();
+    let reconciler = Reconciler::new(Arc::new(config.clone()), client.clone(), collectors.clone());
+    for app in reconciler.list_apps().await? {
+        let values = serve::collect_all(&collectors, &app)
+            .await
+            .map_err(|e| anyhow::anyhow!("{app}: {}", serve::error_chain(&e)))?;
+        let targets = serve::evaluate(&config, &values)
+            .map_err(|e| anyhow::anyhow!("{app}: {}", serve::error_chain(&e)))?;
+        let listed = client
+            .list_machines(&app, &fas_flyapi::ListMachinesOptions::default())
+            .await
+            .with_context(|| format!("{app}: listing machines"))?;
+        let machines: Vec<_> = listed.iter().map(crate::ops::to_domain).collect();
+        let plan = fas_reconcile::plan(
+            &machines,
+            &targets,
+            &policy,
+            fas_reconcile::RegionCursor::default(),
+            std::time::SystemTime::now(),
+        );
+        if json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            println!("app {app}\n{}", plan.render_table());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,492 @@
+//! The reconciliation loop: every interval, for every app, release check → collect → evaluate →
+//! list → plan → execute → report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use fas_collect::Collector;
+use fas_flyapi::{Client, ClientConfig, ListMachinesOptions};
+use fas_reconcile::{Bounds, ExecPolicy, Outcome, Plan, RegionCursor, Report, Targets};
+use futures_util::StreamExt as _;
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+
+use crate::config::{CollectorConfig, Config};
+use crate::ops::{FlyOps, to_domain};
+use crate::telemetry as m;
+
+/// Why one app's tick did not get as far as a plan, or failed while running it.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// The app's current release is being deployed; nothing is touched.
+    #[error("release v{version} is {status}: deploy in progress, skipping")]
+    DeployInProgress {
+        /// Release version.
+        version: i64,
+        /// Release status (`running`).
+        status: String,
+    },
+    /// The release status could not be read.
+    #[error("reading the current release: {0}")]
+    Release(#[source] fas_flyapi::Error),
+    /// A metric could not be collected.
+    #[error("collecting metric `{metric}`: {source}")]
+    Collect {
+        /// The metric name.
+        metric: String,
+        /// The collector's error.
+        #[source]
+        source: fas_collect::CollectError,
+    },
+    /// An expression could not be evaluated into a count.
+    #[error("evaluating {key}: {source}")]
+    Evaluate {
+        /// The configuration key of the expression.
+        key: &'static str,
+        /// The expression error.
+        #[source]
+        source: fas_expr::ExprError,
+    },
+    /// The machines could not be listed.
+    #[error("listing machines: {0}")]
+    List(#[source] fas_flyapi::Error),
+    /// The whole reconciliation took longer than the configured timeout.
+    #[error("reconciliation timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// The collectors built from the configuration.
+pub fn build_collectors(config: &Config) -> anyhow::Result<Vec<Arc<dyn Collector>>> {
+    config
+        .collectors
+        .iter()
+        .map(|c| -> anyhow::Result<Arc<dyn Collector>> {
+            Ok(match c {
+                CollectorConfig::Prometheus(p) => Arc::new(
+                    fas_collect::PrometheusCollector::new(p.clone())
+                        .with_context(|| format!("prometheus collector `{}`", p.metric_name))?,
+                ),
+                CollectorConfig::Temporal(t) => Arc::new(
+                    fas_collect::TemporalCollector::new(t.clone())
+                        .with_context(|| format!("temporal collector `{}`", t.metric_name))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The Fly API client built from the configuration (`api_token` must be set).
+pub fn build_client(config: &Config) -> anyhow::Result<Client> {
+    let token = config
+        .api_token
+        .as_ref()
+        .context("api token required")?
+        .expose_secret()
+        .to_owned();
+    let mut cc = ClientConfig::new(token);
+    cc.machines_base_url.clone_from(&config.flaps_base_url);
+    cc.graphql_base_url.clone_from(&config.graphql_base_url);
+    Client::new(cc).context("building the Fly API client")
+}
+
+/// Collects every metric for `app`, concurrently. Any failure fails the whole collection.
+pub async fn collect_all(
+    collectors: &[Arc<dyn Collector>],
+    app: &str,
+) -> Result<BTreeMap<String, f64>, TickError> {
+    let results = futures_util::future::join_all(collectors.iter().map(|c| async move {
+        let started = Instant::now();
+        let result = c.collect(app).await;
+        let name = c.metric_name().to_owned();
+        metrics::histogram!(m::COLLECT_DURATION, "app" => app.to_owned(), "metric" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(v) => {
+                metrics::gauge!(m::METRIC_VALUE, "app" => app.to_owned(), "metric" => name.clone())
+                    .set(*v);
+            }
+            Err(_) => {
+                metrics::counter!(m::COLLECT_FAILURES, "app" => app.to_owned(), "metric" => name.clone())
+                    .increment(1);
+            }
+        }
+        (name, result)
+    }))
+    .await;
+    let mut values = BTreeMap::new();
+    for (metric, result) in results {
+        let value = result.map_err(|source| TickError::Collect {
+            metric: metric.clone(),
+            source,
+        })?;
+        values.insert(metric, value);
+    }
+    Ok(values)
+}
+
+/// Evaluates the configured count expressions against collected values.
+pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targets, TickError> {
+    let bounds = |exprs: &Option<crate::config::CountExprs>,
+                  min_key: &'static str,
+                  max_key: &'static str|
+     -> Result<Option<Bounds>, TickError> {
+        let Some(e) = exprs else { return Ok(None) };
+        let min = e.min.eval_count(values).map_err(|source| TickError::Evaluate {
+            key: min_key,
+            source,
+        })?;
+        let max = e.max.eval_count(values).map_err(|source| TickError::Evaluate {
+            key: max_key,
+            source,
+        })?;
+        Ok(Some(Bounds { min, max }))
+    };
+    Ok(Targets {
+        created: bounds(
+            &config.created,
+            "min-created-machine-count",
+            "max-created-machine-count",
+        )?,
+        started: bounds(
+            &config.started,
+            "min-started-machine-count",
+            "max-started-machine-count",
+        )?,
+    })
+}
+
+/// Shared state of the loop.
+#[derive(Debug)]
+pub struct Reconciler {
+    config: Arc<Config>,
+    client: Client,
+    collectors: Vec<Arc<dyn Collector>>,
+    cursors: Mutex<HashMap<String, RegionCursor>>,
+}
+
+/// What one app's tick did.
+#[derive(Debug)]
+pub struct TickOutcome {
+    /// The plan that was made.
+    pub plan: Plan,
+    /// What happened to each action.
+    pub report: Report,
+}
+
+impl Reconciler {
+    /// A reconciler over the given clients.
+    pub fn new(config: Arc<Config>, client: Client, collectors: Vec<Arc<dyn Collector>>) -> Self {
+        Reconciler {
+            config,
+            client,
+            collectors,
+            cursors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One reconciliation of one app, bounded by the configured timeout. New machine actions stop
+    /// being launched at the deadline or on `shutdown`; calls in flight finish within their own
+    /// request timeout.
+    pub async fn reconcile(
+        &self,
+        app: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<TickOutcome, TickError> {
+        let started = Instant::now();
+        let timeout = self.config.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The hard bound leaves in-flight machine calls time to answer after the deadline.
+        let hard = timeout + Duration::from_secs(15);
+        let result = tokio::time::timeout(hard, self.reconcile_inner(app, deadline, shutdown))
+            .await
+            .unwrap_or(Err(TickError::Timeout(timeout)));
+        metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        let status = match &result {
+            Ok(o) => o.plan.kind().as_str(),
+            Err(TickError::DeployInProgress { .. }) => "skipped_deploy",
+            Err(_) => "skipped_error",
+        };
+        metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
+            .increment(1);
+        if result.is_ok() {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            metrics::gauge!(m::LAST_SUCCESS, "app" => app.to_owned()).set(now);
+        }
+        result
+    }
+
+    async fn reconcile_inner(
+        &self,
+        app: &str,
+        deadline: tokio::time::Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<TickOutcome, TickError> {
+        let cfg = &*self.config;
+        let t = Instant::now();
+        let release = self.client.current_release(app).await;
+        m::record_api_call("current_release", t.elapsed(), release.is_ok());
+        if let Some(r) = release.map_err(TickError::Release)? {
+            if r.in_progress() {
+                return Err(TickError::DeployInProgress {
+                    version: r.version,
+                    status: r.status,
+                });
+            }
+        }
+
+        let values = collect_all(&self.collectors, app).await?;
+        let targets = evaluate(cfg, &values)?;
+        record_targets(app, &targets);
+
+        let t = Instant::now();
+        let listed = self
+            .client
+            .list_machines(app, &ListMachinesOptions::default())
+            .await;
+        m::record_api_call("list", t.elapsed(), listed.is_ok());
+        let listed = listed.map_err(TickError::List)?;
+        let machines: Vec<_> = listed.iter().map(to_domain).collect();
+
+        let cursor = self
+            .cursors
+            .lock()
+            .map(|c| c.get(app).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        let plan = fas_reconcile::plan(
+            &machines,
+            &targets,
+            &cfg.policy(),
+            cursor,
+            SystemTime::now(),
+        );
+        if let Ok(mut c) = self.cursors.lock() {
+            c.insert(app.to_owned(), plan.next_cursor.clone());
+        }
+        record_counts(app, &plan);
+        log_plan(app, &values, &plan);
+
+        let ops = FlyOps::new(&self.client, app, &listed);
+        let policy = cfg
+            .action_concurrency
+            .map(|concurrency| ExecPolicy { concurrency })
+            .unwrap_or_default();
+        let stop = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = shutdown.cancelled() => {}
+            }
+        };
+        let report = fas_reconcile::execute(&ops, &plan, &policy, stop).await;
+        record_report(&plan, &report);
+        log_report(app, &report);
+        Ok(TickOutcome { plan, report })
+    }
+
+    /// The apps to reconcile: the configured name, or the org's apps matching the wildcard.
+    pub async fn list_apps(&self) -> anyhow::Result<Vec<String>> {
+        let cfg = &*self.config;
+        if !cfg.has_wildcard() {
+            return Ok(vec![cfg.app_name.clone()]);
+        }
+        let org = cfg.org.as_deref().context("organization required")?;
+        let pattern = wildcard_regex(&cfg.app_name)?;
+        let t = Instant::now();
+        let apps = self.client.org_apps(org).await;
+        m::record_api_call("org_apps", t.elapsed(), apps.is_ok());
+        let mut names: Vec<String> = apps
+            .with_context(|| format!("listing the apps of organization `{org}`"))?
+            .into_iter()
+            .map(|a| a.name)
+            .filter(|n| pattern.is_match(n))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal; the match is anchored.
+pub fn wildcard_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
+    let body = pattern
+        .split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*");
+    regex::Regex::new(&format!("^{body}$")).with_context(|| format!("app name pattern `{pattern}`"))
+}
+
+fn record_targets(app: &str, targets: &Targets) {
+    for (count, bounds) in [("created", &targets.created), ("started", &targets.started)] {
+        if let Some(b) = bounds {
+            for (bound, v) in [("min", b.min), ("max", b.max)] {
+                metrics::gauge!(m::TARGET, "app" => app.to_owned(), "count" => count, "bound" => bound)
+                    .set(f64::from(v));
+            }
+        }
+    }
+}
+
+fn record_counts(app: &str, plan: &Plan) {
+    for (state, n) in &plan.counts.by_state {
+        metrics::gauge!(m::MACHINES, "app" => app.to_owned(), "state" => state.to_owned())
+            .set(f64::from(*n));
+    }
+}
+
+fn record_report(plan: &Plan, report: &Report) {
+    metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
+    for o in &report.outcomes {
+        let status = match o.result {
+            Outcome::Ok => "ok",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped => "skipped",
+        };
+        let name = match o.action {
+            fas_reconcile::Action::Start { .. } => m::MACHINE_START_COUNT,
+            fas_reconcile::Action::Stop { .. } => m::MACHINE_STOP_COUNT,
+            fas_reconcile::Action::Create { .. } => m::MACHINE_CREATE_COUNT,
+            fas_reconcile::Action::Destroy { .. } => m::MACHINE_DESTROY_COUNT,
+            fas_reconcile::Action::Suspend { .. } => m::MACHINE_SUSPEND_COUNT,
+        };
+        // The Go counters only know ok and failed; a skipped action was never attempted.
+        if status != "skipped" || !matches!(name, m::MACHINE_START_COUNT | m::MACHINE_STOP_COUNT) {
+            metrics::counter!(name, "status" => status).increment(1);
+        }
+    }
+}
+
+fn log_plan(app: &str, values: &BTreeMap<String, f64>, plan: &Plan) {
+    let metrics = serde_json::to_string(values).unwrap_or_default();
+    let counts = serde_json::to_string(&plan.counts).unwrap_or_default();
+    let targets = serde_json::to_string(&plan.targets).unwrap_or_default();
+    let actions = serde_json::to_string(&plan.actions).unwrap_or_default();
+    info!(
+        app,
+        started = plan.counts.started,
+        created = plan.counts.created,
+        metrics = %metrics,
+        counts = %counts,
+        targets = %targets,
+        decision = plan.kind().as_str(),
+        actions = %actions,
+        "reconcile"
+    );
+    for note in &plan.notes {
+        warn!(app, note = %note, "plan note");
+    }
+}
+
+fn log_report(app: &str, report: &Report) {
+    for o in &report.outcomes {
+        match &o.result {
+            Outcome::Ok => debug!(app, action = ?o.action, "action done"),
+            Outcome::Failed(e) => error!(app, action = ?o.action, error = %e, "action failed"),
+            Outcome::Skipped => warn!(app, action = ?o.action, "action skipped (deadline or shutdown)"),
+        }
+    }
+}
+
+/// Runs the loop until `shutdown` is cancelled. Returns once the tick in progress has drained.
+pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cfg = reconciler.config.clone();
+    let mut interval = tokio::time::interval(cfg.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut apps: Vec<String> = Vec::new();
+    let mut apps_refreshed: Option<tokio::time::Instant> = None;
+    let mut tick: u64 = 0;
+    info!(
+        app_name = %cfg.app_name,
+        interval = ?cfg.interval,
+        timeout = ?cfg.timeout,
+        collectors = reconciler.collectors.len(),
+        "reconciliation loop started"
+    );
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        tick += 1;
+        let due = apps_refreshed.is_none_or(|t| t.elapsed() >= cfg.app_list_refresh_interval);
+        if due {
+            match reconciler.list_apps().await {
+                Ok(list) => {
+                    if list != apps {
+                        info!(apps = %list.join(","), "app list");
+                    }
+                    apps = list;
+                    apps_refreshed = Some(tokio::time::Instant::now());
+                }
+                Err(e) => warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list"),
+            }
+        }
+        let concurrency = cfg.concurrency.max(1);
+        futures_util::stream::iter(apps.iter().cloned())
+            .map(|app| {
+                let reconciler = reconciler.clone();
+                let shutdown = shutdown.clone();
+                let span = info_span!("tick", app = %app, tick);
+                async move {
+                    match reconciler.reconcile(&app, &shutdown).await {
+                        Ok(_) => {}
+                        Err(e @ TickError::DeployInProgress { .. }) => warn!(error = %e, "skipped"),
+                        Err(e) => error!(error = %error_chain(&e), "reconciliation failed; nothing was changed by this step"),
+                    }
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(concurrency)
+            .collect::<()>()
+            .await;
+    }
+    info!("reconciliation loop stopped");
+    Ok(())
+}
+
+/// Renders an error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        let msg = src.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = src.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_matches_like_go() {
+        let re = wildcard_regex("my-app-*").unwrap();
+        assert!(re.is_match("my-app-1"));
+        assert!(re.is_match("my-app-"));
+        assert!(!re.is_match("xmy-app-1"));
+        let re = wildcard_regex("a.b*").unwrap();
+        assert!(re.is_match("a.bc"));
+        assert!(!re.is_match("axbc"), "dots are literal");
+        let re = wildcard_regex("*-worker").unwrap();
+        assert!(re.is_match("queue-worker"));
+        assert!(!re.is_match("queue-worker-2"));
+    }
+
+    /// The tick future must be Send so that it can run on the multi-threaded runtime.
+    #[allow(dead_code)]
+    fn tick_future_is_send(r: &Reconciler, t: &CancellationToken) {
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&r.reconcile("app", t));
+    }
+}

@@ -1,0 +1,159 @@
+//! Every metric name the autoscaler exports, in one place, and the `/metrics` + `/healthz` listener.
+//!
+//! The three Go metric names (`fas_reconcile_count`, `fas_machine_start_count`,
+//! `fas_machine_stop_count`) keep their exact names and labels. Everything else is new and carries
+//! an `app` label.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Go name: reconciliations by outcome (`status` = create, destroy, start, stop, no_scale).
+pub const RECONCILE_COUNT: &str = "fas_reconcile_count";
+/// Go name: machine starts by result (`status` = ok, failed).
+pub const MACHINE_START_COUNT: &str = "fas_machine_start_count";
+/// Go name: machine stops by result (`status` = ok, failed).
+pub const MACHINE_STOP_COUNT: &str = "fas_machine_stop_count";
+/// New: machine creates by result (`app`, `status` = ok, failed, skipped).
+pub const MACHINE_CREATE_COUNT: &str = "fas_machine_create_count";
+/// New: machine destroys by result (`app`, `status` = ok, failed, skipped).
+pub const MACHINE_DESTROY_COUNT: &str = "fas_machine_destroy_count";
+/// New: machine suspends by result (`app`, `status` = ok, failed, skipped).
+pub const MACHINE_SUSPEND_COUNT: &str = "fas_machine_suspend_count";
+/// New: machines of the app's process group by state (`app`, `state`), as last listed.
+pub const MACHINES: &str = "fas_machines";
+/// New: evaluated targets (`app`, `count` = created|started, `bound` = min|max).
+pub const TARGET: &str = "fas_target_machine_count";
+/// New: the last collected value of each metric (`app`, `metric`).
+pub const METRIC_VALUE: &str = "fas_metric_value";
+/// New: collection latency in seconds (`app`, `metric`).
+pub const COLLECT_DURATION: &str = "fas_collect_duration_seconds";
+/// New: collection failures (`app`, `metric`).
+pub const COLLECT_FAILURES: &str = "fas_collect_failures_total";
+/// New: Fly API call latency in seconds (`op`).
+pub const API_CALL_DURATION: &str = "fas_api_call_duration_seconds";
+/// New: Fly API call failures (`op`).
+pub const API_CALL_FAILURES: &str = "fas_api_call_failures_total";
+/// New: duration of one app's reconciliation in seconds (`app`).
+pub const RECONCILE_DURATION: &str = "fas_reconcile_duration_seconds";
+/// New: reconciliations by outcome per app (`app`, `status`: the Go statuses plus skipped_deploy,
+/// skipped_error).
+pub const APP_RECONCILE_COUNT: &str = "fas_app_reconcile_count";
+/// New: unix time of the last reconciliation that completed without error (`app`).
+pub const LAST_SUCCESS: &str = "fas_last_successful_reconcile_timestamp_seconds";
+
+/// Histogram buckets (seconds) shared by the latency histograms.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the process-wide Prometheus recorder and returns the handle that renders it.
+pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .context("histogram buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(RECONCILE_COUNT, "Reconciliations by outcome (Go name)");
+    describe_counter!(MACHINE_START_COUNT, "Machine starts by result (Go name)");
+    describe_counter!(MACHINE_STOP_COUNT, "Machine stops by result (Go name)");
+    describe_counter!(MACHINE_CREATE_COUNT, "Machine creates by result");
+    describe_counter!(MACHINE_DESTROY_COUNT, "Machine destroys by result");
+    describe_counter!(MACHINE_SUSPEND_COUNT, "Machine suspends by result");
+    describe_gauge!(MACHINES, "Machines of the process group by state");
+    describe_gauge!(TARGET, "Evaluated target machine counts");
+    describe_gauge!(METRIC_VALUE, "Last collected metric values");
+    describe_histogram!(COLLECT_DURATION, "Metric collection latency");
+    describe_counter!(COLLECT_FAILURES, "Metric collection failures");
+    describe_histogram!(API_CALL_DURATION, "Fly API call latency");
+    describe_counter!(API_CALL_FAILURES, "Fly API call failures");
+    describe_histogram!(RECONCILE_DURATION, "Duration of one app reconciliation");
+    describe_counter!(APP_RECONCILE_COUNT, "Reconciliations by outcome, per app");
+    describe_gauge!(LAST_SUCCESS, "Unix time of the last successful reconciliation");
+}
+
+/// Records one Fly API call's latency and, when it failed, a failure.
+pub fn record_api_call(op: &'static str, elapsed: Duration, ok: bool) {
+    metrics::histogram!(API_CALL_DURATION, "op" => op).record(elapsed.as_secs_f64());
+    if !ok {
+        metrics::counter!(API_CALL_FAILURES, "op" => op).increment(1);
+    }
+}
+
+/// Binds the listener for `/metrics` and `/healthz`; returns the bound address (useful with port 0).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener on {addr}"))
+}
+
+/// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: CancellationToken) {
+    let upkeep = {
+        let handle = handle.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => handle.run_upkeep(),
+                }
+            }
+        })
+    };
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(route(&req, &handle)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+    upkeep.abort();
+}
+
+fn route(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            handle.render(),
+        ),
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
