@@ -10,7 +10,7 @@ use futures_util::future::{Either, select};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
-use crate::plan::{Action, ActionKind, Plan, PlannedAction};
+use crate::output::{Action, ActionKind, Plan, PlannedAction};
 
 /// What the executor needs from the outside world (the binary adapts `fas_flyapi::Client`).
 ///

@@ -64,8 +64,11 @@
 //! created never below 1; never more destroys than the excess; no started machine destroyed
 //! while a stopped or created one stays; at most one action (or spare) per machine, so never a
 //! start and a stop of the same id; never an action on another group or an unreachable host;
-//! the same plan for any order of the input. Executor tests (`tests/exec.rs`): bounded
-//! concurrency, outcomes in plan order, failures isolated, spares, deadline skips.
+//! the same plan for any order of the input. Snapshot tests: every Go reconciler case and the
+//! state table in `tests/plan_fixtures.rs`, the better-than-Go rules in `tests/plan_rules.rs`.
+//! Executor tests (`tests/exec.rs`): bounded concurrency, outcomes in plan order, failures
+//! isolated, spares, deadline skips, sequential mode, Go's failed start/stop end to end.
+//! `docs/planner.md` explains the choices.
 //!
 //! # Example
 //!
@@ -111,6 +114,7 @@
 
 mod exec;
 mod model;
+mod output;
 mod plan;
 
 pub use exec::{
@@ -121,4 +125,5 @@ pub use model::{
     ActionLimits, Bounds, HostStatus, InitialState, Machine, MachineState, Policy, RegionCursor,
     ScaleDown, StateClass, Targets,
 };
-pub use plan::{Action, ActionKind, Counts, Note, NoteKind, Plan, PlanKind, PlannedAction, plan};
+pub use output::{Action, ActionKind, Counts, Note, NoteKind, Plan, PlanKind, PlannedAction};
+pub use plan::plan;

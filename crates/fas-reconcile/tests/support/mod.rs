@@ -8,9 +8,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::time::SystemTime;
+
+use expect_test::Expect;
 use fas_reconcile::{
     ActionLimits, Bounds, HostStatus, InitialState, Machine, MachineState, Policy, RegionCursor,
-    ScaleDown, Targets,
+    ScaleDown, Targets, plan,
 };
 
 pub struct Fixture {
@@ -104,4 +107,17 @@ pub fn parse(text: &str) -> Fixture {
         }
     }
     f
+}
+
+/// Parses `fixture`, plans at the Unix epoch and compares the rendered table with `expect`.
+pub fn check(fixture: &str, expect: Expect) {
+    let f = parse(fixture);
+    let p = plan(
+        &f.machines,
+        &f.targets,
+        &f.policy,
+        f.cursor,
+        SystemTime::UNIX_EPOCH,
+    );
+    expect.assert_eq(&p.render_table());
 }
