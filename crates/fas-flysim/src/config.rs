@@ -230,6 +230,8 @@ pub struct SimConfig {
     pub lease_owner: String,
     /// Largest page the GraphQL `apps` query returns, whatever `first` says (`None`: only `first` counts).
     pub graphql_page_cap: Option<usize>,
+    /// Most requests kept in the request log; the oldest tenth is dropped when it is exceeded (default 100 000).
+    pub request_log_limit: usize,
 }
 
 impl Default for SimConfig {
@@ -244,6 +246,7 @@ impl Default for SimConfig {
             default_region: "ord".to_owned(),
             lease_owner: "flysim@example.com".to_owned(),
             graphql_page_cap: None,
+            request_log_limit: 100_000,
         }
     }
 }

@@ -61,6 +61,10 @@
 //!   [`Simulator::count_for_machine`], [`Simulator::peak_started`] (computed in time order even when the clock
 //!   jumps), [`Simulator::rate_limited_count`].
 //!
+//! # Standalone binary
+//! `fas-flysim --listen 127.0.0.1:4280 --scenario FILE.json` serves a [`Scenario`] (config toggles, orgs, apps
+//! with machines and release status; unknown fields are errors) until Ctrl-C, for demos and manual testing.
+//!
 //! # UNVERIFIED behaviours: configurable, with these defaults ([`Outcomes`], [`RateLimits`])
 //! | case | default | alternative |
 //! |---|---|---|
@@ -114,7 +118,7 @@ pub enum Error {
     #[error("connection reset injected by a fault")]
     ConnectionReset,
     /// A scenario file is not valid JSON or does not match the schema.
-    #[error("invalid scenario: {source}")]
+    #[error("invalid scenario")]
     Scenario {
         /// The parse error (names the line, column and field).
         #[source]

@@ -386,6 +386,11 @@ async fn handle(
         if status == 429 {
             w.rate_limited += 1;
         }
+        let limit = w.cfg.request_log_limit.max(1);
+        if w.log.len() >= limit {
+            let drop = (limit / 10).max(1).min(w.log.len());
+            w.log.drain(..drop);
+        }
         let at = arrived.saturating_duration_since(w.start);
         w.log.push(LoggedRequest {
             method,

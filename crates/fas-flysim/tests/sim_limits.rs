@@ -441,5 +441,22 @@ async fn scenario_json_builds_a_world_and_rejects_unknown_fields() {
 
     let err =
         fas_flysim::Scenario::from_json(r#"{"apps": [{"name": "x", "machnes": []}]}"#).unwrap_err();
-    assert!(err.to_string().contains("machnes"), "{err}");
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains("unknown field `machnes`"), "{cause}");
+}
+
+#[tokio::test]
+async fn request_log_is_bounded() {
+    let mut cfg = no_limits();
+    cfg.request_log_limit = 10;
+    let sim = sim_with(cfg).await;
+    let http = Http::new(&sim);
+    for i in 0..25 {
+        http.get(&format!("/v1/apps/web/machines?n={i}")).await;
+    }
+    let log = sim.request_log();
+    assert!(log.len() <= 10, "{}", log.len());
+    assert_eq!(log.last().unwrap().query, "n=24");
 }
