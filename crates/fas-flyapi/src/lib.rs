@@ -40,7 +40,7 @@
 //! - [`auth`]: the `Authorization` header, built exactly as fly-go does (pure functions).
 //!   The token lives in a [`secrecy::SecretString`] and in header values marked sensitive; it
 //!   never appears in `Debug`, `Display`, errors or logs (canary tests in `auth`, `config`,
-//!   `client` and `tests/wire.rs`).
+//!   `client`, `tests/wire.rs` and `tests/logs.rs`, which captures every tracing event).
 //! - Types ([`Machine`], [`MachineConfig`], …) decode tolerantly: missing and `null` fields
 //!   take defaults, unknown fields are kept in `extra`. [`MachineConfig`] is the exact JSON
 //!   object, so a config fetched and sent back in a create is preserved byte for byte

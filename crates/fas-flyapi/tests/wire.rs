@@ -820,3 +820,34 @@ fn internal_and_custom_base_urls_are_accepted() {
     let e = Client::new(cfg).unwrap_err();
     assert!(e.to_string().contains("machines_base_url"), "{e}");
 }
+
+#[tokio::test]
+async fn retry_after_seconds_are_waited_for() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/suspend"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/suspend"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .expect(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let t0 = tokio::time::Instant::now();
+    client(&server)
+        .suspend_machine("a", "m1", None)
+        .await
+        .unwrap();
+    // Without Retry-After the test policy's backoff is at most 20 ms.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
+}
