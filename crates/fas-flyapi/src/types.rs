@@ -204,6 +204,18 @@ impl Serialize for HostStatus {
     }
 }
 
+impl<'de> Deserialize<'de> for HostStatus {
+    /// A string is parsed; `null` or `""` on its own decodes as [`HostStatus::Unknown`] (inside a
+    /// [`Machine`] the missing-value rule above applies instead).
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let s: Option<String> = Option::deserialize(de)?;
+        Ok(match s.as_deref() {
+            None | Some("") => HostStatus::Unknown,
+            Some(s) => HostStatus::parse(s),
+        })
+    }
+}
+
 /// A machine config, kept as the exact JSON object Fly returned so that a config fetched from
 /// one machine and sent back in a create is preserved field for field, unknown fields included.
 ///

@@ -231,3 +231,14 @@ fn set_metadata_creates_or_replaces() {
     c.set_metadata("k", "v");
     assert_eq!(c.metadata_value("k"), Some("v"));
 }
+
+#[test]
+fn host_status_alone() {
+    let h: HostStatus = serde_json::from_value(json!("unreachable")).unwrap();
+    assert_eq!(h, HostStatus::Unreachable);
+    let h: HostStatus = serde_json::from_value(json!("degraded")).unwrap();
+    assert_eq!(h, HostStatus::Other("degraded".into()));
+    assert_eq!(serde_json::to_value(&h).unwrap(), json!("degraded"));
+    let h: HostStatus = serde_json::from_value(Value::Null).unwrap();
+    assert_eq!(h, HostStatus::Unknown);
+}
