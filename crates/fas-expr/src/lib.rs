@@ -1,1 +1,306 @@
-//! placeholder, filled by its issue
+//! The scaling expression language of fly-autoscaler.
+//!
+//! Each machine count in the configuration (`min-started-machine-count`, ...) is an expression
+//! over the collected metrics, each metric a variable named by its `metric-name`. The Go
+//! fly-autoscaler used the Expr language; this crate runs the same everyday expressions on
+//! [rhai](https://rhai.rs), with a few token rewrites so that what Go users wrote keeps working.
+//! `docs/expressions.md` is the user guide (functions, operators, translations from Expr).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use fas_expr::Expr;
+//!
+//! // Compile once, at load time...
+//! let expr = Expr::compile("ceil(queue_depth / 10)")?;
+//! // ...check the names against the configured metrics (a typo is a load-time error)...
+//! expr.check_variables(&["queue_depth"])?;
+//! // ...and evaluate every interval.
+//! let vars = BTreeMap::from([("queue_depth".to_string(), 42.0)]);
+//! assert_eq!(expr.eval(&vars)?, 5.0);
+//! assert_eq!(expr.eval_count(&vars)?, 5);
+//! # Ok::<(), fas_expr::ExprError>(())
+//! ```
+//!
+//! # Language
+//!
+//! - Every number is an `f64`: integer literals are read as floats, so `7 / 2` is 3.5 and `1 / 0`
+//!   is +Inf, as in the Go version (guarded by `tests/go_cases.rs`).
+//! - Functions: `ceil`, `floor`, `round`, `abs`, `sqrt`, `pow(x, y)`, `clamp(x, lo, hi)`, and
+//!   `min` / `max` with 2 to [`MAX_FN_ARGS`] arguments. Any other function name, or a wrong
+//!   number of arguments, is a compile error ([`ExprError::UnknownFunction`], [`ExprError::Arity`]).
+//! - Operators: `+ - * / %`, power `**` (and `^`, its Expr-language spelling), comparisons,
+//!   `&&`, `||`, `!`, and `if c { a } else { b }`. The Expr-language `a ? b : c`, `and`, `or`,
+//!   `not` are compile errors that say what to write instead.
+//!
+//! # Count semantics
+//!
+//! [`to_count`] (used by [`Expr::eval_count`]) is the one place that turns a value into a machine
+//! count: rounded half away from zero; negative → 0; NaN → [`ExprError::NaN`]; ±Inf →
+//! [`ExprError::Infinite`]; above `u32::MAX` → [`ExprError::TooLarge`] (an error, not saturation:
+//! four billion machines is always a bug, and saturating would create an absurd fleet). A
+//! non-numeric result (bool, string, unit) is [`ExprError::NotANumber`] naming the type.
+//! Guarded by the unit tests in `count.rs` and by `tests/go_cases.rs`.
+//!
+//! # Sandbox
+//!
+//! An expression is one expression: no statements, `let`, loops, closures, function
+//! definitions, imports, `print`/`debug`, `eval`, method calls or module paths (`tests/sandbox.rs`).
+//! Sources longer than [`MAX_SOURCE_LEN`] bytes are rejected ([`ExprError::TooLong`]); nesting
+//! deeper than [`MAX_DEPTH`] is a syntax error; evaluation stops after [`MAX_OPERATIONS`]
+//! operations. With no loops or recursion, evaluation time is linear in the (bounded) source
+//! length: every input finishes, with a value or an error, in well under a millisecond
+//! (`tests/props.rs` feeds arbitrary and adversarial strings; `benches/eval.rs` measures).
+//!
+//! # Invariants
+//!
+//! - One rhai `Engine` per process (built lazily in a `OnceLock`), shared by every [`Expr`]; an
+//!   [`Expr`] is `Clone + Send + Sync` and evaluates from any thread (`tests/go_cases.rs`).
+//! - Compilation never has variable values in scope, so the optimizer cannot fold a metric into
+//!   a constant (the toolchain pitfall); the test `variables_are_not_folded` guards it.
+//! - Variable names are extracted from the unoptimized AST, so a typo in a dead `if` branch is
+//!   still reported by [`Expr::check_variables`].
+
+mod check;
+mod count;
+mod engine;
+mod error;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use rhai::{AST, Dynamic, ImmutableString, OptimizationLevel, ParseError, Scope};
+
+pub use count::to_count;
+pub use error::ExprError;
+
+/// Longest accepted expression source, in bytes. Real expressions are a few dozen bytes; the
+/// limit bounds compile and evaluation time.
+pub const MAX_SOURCE_LEN: usize = 4096;
+
+/// Deepest accepted nesting of parentheses, calls and `if` (a syntax error beyond).
+pub const MAX_DEPTH: usize = 64;
+
+/// Most rhai operations one evaluation may run before it fails with [`ExprError::Eval`]. A
+/// maximum-length expression needs fewer than half of this; it is a backstop.
+pub const MAX_OPERATIONS: u64 = 10_000;
+
+/// Most arguments `min` and `max` accept.
+pub const MAX_FN_ARGS: usize = 16;
+
+/// A compiled scaling expression.
+///
+/// Cheap to clone (the AST is shared), `Send + Sync`; `Debug` shows the source only.
+#[derive(Clone)]
+pub struct Expr {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    src: String,
+    ast: AST,
+    /// Variables read, sorted and deduplicated, in the form rhai's `Scope` stores them.
+    vars: Vec<ImmutableString>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.inner.src).finish()
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.src)
+    }
+}
+
+impl Expr {
+    /// Compiles an expression (syntax and sandbox checks, known functions and their arities).
+    /// Variable names are not checked here: see [`Expr::check_variables`].
+    ///
+    /// ```
+    /// let err = fas_expr::Expr::compile("ceil(x / 10").unwrap_err();
+    /// assert!(err.to_string().starts_with("syntax error in `ceil(x / 10` at line 1, column"));
+    /// let err = fas_expr::Expr::compile("x > 5 ? 10 : 1").unwrap_err();
+    /// assert!(err.to_string().contains("write `if a { b } else { c }`"));
+    /// ```
+    pub fn compile(src: &str) -> Result<Expr, ExprError> {
+        if src.len() > MAX_SOURCE_LEN {
+            return Err(ExprError::TooLong {
+                len: src.len(),
+                max: MAX_SOURCE_LEN,
+            });
+        }
+        if src.trim().is_empty() {
+            return Err(ExprError::Syntax {
+                src: src.to_owned(),
+                line: 0,
+                column: 0,
+                message: "the expression is empty".to_owned(),
+            });
+        }
+        let engine = engine::engine();
+        let ast = engine
+            .compile_expression(src)
+            .map_err(|e| syntax_error(src, &e))?;
+        let names = check::inspect(&ast, src)?;
+        // Optimize with an EMPTY scope: nothing but literals can be folded.
+        let ast = engine.optimize_ast(&Scope::new(), ast, OptimizationLevel::Simple);
+        Ok(Expr {
+            inner: Arc::new(Inner {
+                src: src.to_owned(),
+                ast,
+                vars: names.into_iter().map(ImmutableString::from).collect(),
+            }),
+        })
+    }
+
+    /// Like [`Expr::compile`], but a blank or whitespace-only source means "not configured":
+    /// `Ok(None)`.
+    ///
+    /// ```
+    /// assert!(fas_expr::Expr::compile_optional("  ")?.is_none());
+    /// assert!(fas_expr::Expr::compile_optional("2")?.is_some());
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn compile_optional(src: &str) -> Result<Option<Expr>, ExprError> {
+        if src.trim().is_empty() {
+            Ok(None)
+        } else {
+            Expr::compile(src).map(Some)
+        }
+    }
+
+    /// Load-time check: every variable the expression reads must be in `known` (the configured
+    /// metric names, plus any built-in variables).
+    ///
+    /// ```
+    /// let expr = fas_expr::Expr::compile("ceil(queu_depth / 10)")?;
+    /// let err = expr.check_variables(&["queue_depth", "workers"]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "unknown variable `queu_depth` in `ceil(queu_depth / 10)`; known: queue_depth, workers"
+    /// );
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn check_variables<S: AsRef<str>>(&self, known: &[S]) -> Result<(), ExprError> {
+        for name in &self.inner.vars {
+            if !known.iter().any(|k| k.as_ref() == name.as_str()) {
+                let mut known: Vec<String> = known.iter().map(|k| k.as_ref().to_owned()).collect();
+                known.sort();
+                known.dedup();
+                return Err(ExprError::UnknownVariable {
+                    name: name.to_string(),
+                    src: self.inner.src.clone(),
+                    known,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the variables the expression reads, sorted and deduplicated.
+    pub fn variables(&self) -> Vec<String> {
+        self.inner.vars.iter().map(|v| v.to_string()).collect()
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.inner.src
+    }
+
+    /// Evaluates to a raw number (not rounded; NaN and ±Inf are returned as they are).
+    ///
+    /// Errors: [`ExprError::MissingVariable`] when `vars` lacks a variable the expression reads,
+    /// [`ExprError::NotANumber`] for a bool/string/unit result, [`ExprError::Eval`] for a
+    /// runtime failure (a sandbox limit, a function applied to a bool, ...).
+    pub fn eval(&self, vars: &BTreeMap<String, f64>) -> Result<f64, ExprError> {
+        self.eval_with(|name| vars.get(name).copied())
+    }
+
+    /// Like [`Expr::eval`], with the variable values given by a lookup function.
+    ///
+    /// ```
+    /// let expr = fas_expr::Expr::compile("max(a, b, 3) / 2")?;
+    /// assert_eq!(expr.eval_with(|name| if name == "a" { Some(1.0) } else { Some(9.0) })?, 4.5);
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn eval_with(&self, lookup: impl Fn(&str) -> Option<f64>) -> Result<f64, ExprError> {
+        // One reusable scope per thread: when a thread evaluates the same variable names again
+        // (the common case), only the values are overwritten and nothing is allocated.
+        thread_local! {
+            static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
+        }
+        SCOPE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scope) => self.eval_in(&mut scope, &lookup),
+            // Unreachable today (no registered function evaluates an expression), but safe.
+            Err(_) => self.eval_in(&mut Scope::new(), &lookup),
+        })
+    }
+
+    fn eval_in(
+        &self,
+        scope: &mut Scope<'static>,
+        lookup: &impl Fn(&str) -> Option<f64>,
+    ) -> Result<f64, ExprError> {
+        let vars = &self.inner.vars;
+        let same_names = scope.len() == vars.len()
+            && scope
+                .iter_raw()
+                .zip(vars)
+                .all(|((name, _, _), var)| name == var.as_str());
+        if !same_names {
+            scope.clear();
+        }
+        for name in vars {
+            let Some(value) = lookup(name.as_str()) else {
+                scope.clear();
+                return Err(ExprError::MissingVariable {
+                    name: name.to_string(),
+                    src: self.inner.src.clone(),
+                });
+            };
+            if same_names {
+                scope.set_value(name.as_str(), value);
+            } else {
+                scope.push_dynamic(name.clone(), Dynamic::from_float(value));
+            }
+        }
+        let result: Dynamic = engine::engine()
+            .eval_ast_with_scope(scope, &self.inner.ast)
+            .map_err(|e| ExprError::Eval {
+                src: self.inner.src.clone(),
+                message: e.to_string(),
+            })?;
+        if let Ok(f) = result.as_float() {
+            Ok(f)
+        } else if let Ok(i) = result.as_int() {
+            Ok(i as f64)
+        } else {
+            Err(ExprError::NotANumber {
+                type_name: result.type_name().to_owned(),
+            })
+        }
+    }
+
+    /// [`Expr::eval`] followed by [`to_count`].
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// let expr = fas_expr::Expr::compile("x + y + 2")?;
+    /// let vars = BTreeMap::from([("x".to_string(), 4.0), ("y".to_string(), 7.0)]);
+    /// assert_eq!(expr.eval_count(&vars)?, 13);
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn eval_count(&self, vars: &BTreeMap<String, f64>) -> Result<u32, ExprError> {
+        to_count(self.eval(vars)?)
+    }
+}
+
+fn syntax_error(src: &str, err: &ParseError) -> ExprError {
+    let message = err.err_type().to_string();
+    let message = engine::hint_in(&message).map_or(message, str::to_owned);
+    check::syntax(src, err.position(), message)
+}
