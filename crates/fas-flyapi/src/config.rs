@@ -120,12 +120,14 @@ pub struct RateLimitPolicy {
     /// Turn the limiter off entirely.
     pub enabled: bool,
     /// Mutations per machine (start, stop, suspend, destroy, lease, wait) and create per app
-    /// (default 1/s, burst 3: Fly's published per-action budget).
+    /// (default 0.9/s, burst 3: Fly's published per-action budget of 1/s burst 3, paced 10 %
+    /// under so that a request sent exactly on time never arrives early: the server's bucket
+    /// starts when the first request arrives, after the client's connect).
     pub action: Rate,
-    /// Get machine, per machine (default 5/s, burst 10: Fly's published budget).
+    /// Get machine, per machine (default 4.5/s, burst 10: Fly's published 5/s, 10 % under).
     pub get: Rate,
-    /// List machines per app and list apps per org (default 1/s, burst 3; Fly publishes no
-    /// separate number, this assumes the generic per-action budget).
+    /// List machines per app and list apps per org (default 0.9/s, burst 3; Fly publishes no
+    /// separate number, this assumes the generic per-action budget, 10 % under).
     pub list: Rate,
     /// Longest a request may wait for a token before failing with
     /// [`crate::Error::LocalRateLimit`] (default 30 s).
@@ -138,9 +140,9 @@ impl Default for RateLimitPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
-            action: Rate::new(1.0, 3),
-            get: Rate::new(5.0, 10),
-            list: Rate::new(1.0, 3),
+            action: Rate::new(0.9, 3),
+            get: Rate::new(4.5, 10),
+            list: Rate::new(0.9, 3),
             max_wait: Duration::from_secs(30),
             max_buckets: 1024,
         }
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(cfg.graphql_base_url, "https://api.fly.io");
         assert!(cfg.user_agent.starts_with("fly-autoscaler-rs/"));
         assert_eq!(cfg.retry.max_attempts, 4);
-        assert_eq!(cfg.rate_limit.get, Rate::new(5.0, 10));
+        assert_eq!(cfg.rate_limit.get, Rate::new(4.5, 10));
+        assert_eq!(cfg.rate_limit.action, Rate::new(0.9, 3));
     }
 }

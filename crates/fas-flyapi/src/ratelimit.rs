@@ -135,10 +135,22 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Rate;
+
+    /// Fly's published budget exactly (the defaults pace 10 % under it); exact numbers keep the
+    /// arithmetic below readable.
+    fn fly_budget() -> RateLimitPolicy {
+        RateLimitPolicy {
+            action: Rate::new(1.0, 3),
+            get: Rate::new(5.0, 10),
+            list: Rate::new(1.0, 3),
+            ..RateLimitPolicy::default()
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn one_machine_is_held_to_one_per_second_after_a_burst_of_three() {
-        let rl = RateLimiter::new(RateLimitPolicy::default());
+        let rl = RateLimiter::new(fly_budget());
         let t0 = Instant::now();
         let mut at = Vec::new();
         for _ in 0..6 {
@@ -150,7 +162,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn distinct_machines_and_actions_do_not_wait() {
-        let rl = RateLimiter::new(RateLimitPolicy::default());
+        let rl = RateLimiter::new(fly_budget());
         let t0 = Instant::now();
         for i in 0..50 {
             rl.acquire(Action::Start, &format!("m{i}")).await.unwrap();
@@ -164,7 +176,7 @@ mod tests {
 
     #[test]
     fn get_has_its_own_budget() {
-        let rl = RateLimiter::new(RateLimitPolicy::default());
+        let rl = RateLimiter::new(fly_budget());
         let now = Instant::now();
         for _ in 0..10 {
             assert_eq!(rl.reserve(Action::Get, "m", now).unwrap(), Duration::ZERO);
@@ -183,7 +195,7 @@ mod tests {
     fn too_long_a_wait_is_an_error_and_reserves_nothing() {
         let policy = RateLimitPolicy {
             max_wait: Duration::from_millis(1500),
-            ..RateLimitPolicy::default()
+            ..fly_budget()
         };
         let rl = RateLimiter::new(policy);
         let now = Instant::now();
@@ -215,7 +227,7 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(rl.reserve(Action::Start, "m", now).unwrap(), Duration::ZERO);
         }
-        let rl = RateLimiter::new(RateLimitPolicy::default());
+        let rl = RateLimiter::new(fly_budget());
         for _ in 0..100 {
             assert_eq!(
                 rl.reserve(Action::GraphQl, "", now).unwrap(),
@@ -229,7 +241,7 @@ mod tests {
     fn idle_buckets_are_evicted() {
         let policy = RateLimitPolicy {
             max_buckets: 8,
-            ..RateLimitPolicy::default()
+            ..fly_budget()
         };
         let rl = RateLimiter::new(policy);
         let now = Instant::now();
@@ -237,16 +249,16 @@ mod tests {
             rl.reserve(Action::Start, &format!("m{i}"), now).unwrap();
         }
         assert_eq!(rl.bucket_count(), 8);
-        // One second later every bucket is full again, so the next insert sweeps them all.
-        rl.reserve(Action::Start, "fresh", now + Duration::from_secs(1))
+        // Two seconds later every bucket is full again, so the next insert sweeps them all.
+        rl.reserve(Action::Start, "fresh", now + Duration::from_secs(2))
             .unwrap();
         assert_eq!(rl.bucket_count(), 1);
         // Busy buckets survive a sweep.
         for i in 0..8 {
-            rl.reserve(Action::Stop, &format!("m{i}"), now + Duration::from_secs(2))
+            rl.reserve(Action::Stop, &format!("m{i}"), now + Duration::from_secs(3))
                 .unwrap();
         }
-        rl.reserve(Action::Stop, "x", now + Duration::from_secs(2))
+        rl.reserve(Action::Stop, "x", now + Duration::from_secs(3))
             .unwrap();
         assert!(rl.bucket_count() >= 9);
     }
