@@ -122,6 +122,9 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
 
 /// Builds clients and binds the metrics listener (reporting the bound address).
 pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::net::TcpListener)> {
+    for w in &config.warnings {
+        warn!(warning = %w, "configuration");
+    }
     let client = serve::build_client(&config)?;
     let collectors = serve::build_collectors(&config)?;
     let listener = telemetry::bind(config.metrics_address).await?;

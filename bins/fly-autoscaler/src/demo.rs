@@ -38,25 +38,26 @@ async fn serve_metric(listener: TcpListener, started: tokio::time::Instant, tota
             continue;
         };
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                let value = load_at(started.elapsed(), total);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or_default();
-                let body = serde_json::json!({
-                    "status": "success",
-                    "data": {"resultType": "vector", "result": [
-                        {"metric": {"app": APP}, "value": [now, value.to_string()]}
-                    ]}
+            let service =
+                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                    let value = load_at(started.elapsed(), total);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or_default();
+                    let body = serde_json::json!({
+                        "status": "success",
+                        "data": {"resultType": "vector", "result": [
+                            {"metric": {"app": APP}, "value": [now, value.to_string()]}
+                        ]}
+                    });
+                    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
+                    async move { Ok::<_, Infallible>(resp) }
                 });
-                let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-                resp.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("application/json"),
-                );
-                async move { Ok::<_, Infallible>(resp) }
-            });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
@@ -86,7 +87,10 @@ pub fn demo_env(sim: &Simulator, prom: &str) -> BTreeMap<String, String> {
             "FAS_MAX_CREATED_MACHINE_COUNT",
             "ceil(queue_depth / 25) + 2".to_owned(),
         ),
-        ("FAS_STARTED_MACHINE_COUNT", "ceil(queue_depth / 25)".to_owned()),
+        (
+            "FAS_STARTED_MACHINE_COUNT",
+            "ceil(queue_depth / 25)".to_owned(),
+        ),
         ("FAS_REGIONS", "iad,ord,ams".to_owned()),
         ("FAS_INTERVAL", "1s".to_owned()),
         ("FAS_TIMEOUT", "5s".to_owned()),

@@ -97,7 +97,12 @@ async fn timed<T>(
 
 #[async_trait::async_trait]
 impl MachineOps for FlyOps<'_> {
-    async fn create(&self, source: &str, region: &str, skip_launch: bool) -> Result<String, OpError> {
+    async fn create(
+        &self,
+        source: &str,
+        region: &str,
+        skip_launch: bool,
+    ) -> Result<String, OpError> {
         let src = self
             .listed
             .get(source)

@@ -134,14 +134,20 @@ pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targe
                   max_key: &'static str|
      -> Result<Option<Bounds>, TickError> {
         let Some(e) = exprs else { return Ok(None) };
-        let min = e.min.eval_count(values).map_err(|source| TickError::Evaluate {
-            key: min_key,
-            source,
-        })?;
-        let max = e.max.eval_count(values).map_err(|source| TickError::Evaluate {
-            key: max_key,
-            source,
-        })?;
+        let min = e
+            .min
+            .eval_count(values)
+            .map_err(|source| TickError::Evaluate {
+                key: min_key,
+                source,
+            })?;
+        let max = e
+            .max
+            .eval_count(values)
+            .map_err(|source| TickError::Evaluate {
+                key: max_key,
+                source,
+            })?;
         Ok(Some(Bounds { min, max }))
     };
     Ok(Targets {
@@ -341,7 +347,11 @@ fn record_counts(app: &str, plan: &Plan) {
 }
 
 fn record_report(plan: &Plan, report: &Report) {
-    metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
+    // A plan that wanted to act but could not (e.g. no machine to clone) is not counted as that
+    // action, as in the Go version where it was an error.
+    if plan.kind() == fas_reconcile::PlanKind::NoScale || !plan.actions.is_empty() {
+        metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
+    }
     for o in &report.outcomes {
         let status = match o.result {
             Outcome::Ok => "ok",
@@ -388,7 +398,9 @@ fn log_report(app: &str, report: &Report) {
         match &o.result {
             Outcome::Ok => debug!(app, action = ?o.action, "action done"),
             Outcome::Failed(e) => error!(app, action = ?o.action, error = %e, "action failed"),
-            Outcome::Skipped => warn!(app, action = ?o.action, "action skipped (deadline or shutdown)"),
+            Outcome::Skipped => {
+                warn!(app, action = ?o.action, "action skipped (deadline or shutdown)")
+            }
         }
     }
 }
@@ -424,7 +436,9 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
                     apps = list;
                     apps_refreshed = Some(tokio::time::Instant::now());
                 }
-                Err(e) => warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list"),
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list")
+                }
             }
         }
         let concurrency = cfg.concurrency.max(1);

@@ -85,7 +85,10 @@ fn describe() {
     describe_counter!(API_CALL_FAILURES, "Fly API call failures");
     describe_histogram!(RECONCILE_DURATION, "Duration of one app reconciliation");
     describe_counter!(APP_RECONCILE_COUNT, "Reconciliations by outcome, per app");
-    describe_gauge!(LAST_SUCCESS, "Unix time of the last successful reconciliation");
+    describe_gauge!(
+        LAST_SUCCESS,
+        "Unix time of the last successful reconciliation"
+    );
 }
 
 /// Records one Fly API call's latency and, when it failed, a failure.
@@ -97,10 +100,19 @@ pub fn record_api_call(op: &'static str, elapsed: Duration, ok: bool) {
 }
 
 /// Binds the listener for `/metrics` and `/healthz`; returns the bound address (useful with port 0).
+/// An unspecified IPv6 address (`:9090` means `[::]:9090`, dual-stack as in Go) falls back to
+/// `0.0.0.0` on hosts without IPv6.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the metrics listener on {addr}"))
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            TcpListener::bind(v4).await.with_context(|| {
+                format!("binding the metrics listener on {addr} ({e}) and on {v4}")
+            })
+        }
+        Err(e) => Err(e).with_context(|| format!("binding the metrics listener on {addr}")),
+    }
 }
 
 /// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown` is cancelled.
@@ -141,13 +153,13 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: Ca
 
 fn route(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            handle.render(),
-        ),
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
