@@ -4,7 +4,8 @@
 //! over the collected metrics, each metric a variable named by its `metric-name`. The Go
 //! fly-autoscaler used the Expr language; this crate runs the same everyday expressions on
 //! [rhai](https://rhai.rs), with a few token rewrites so that what Go users wrote keeps working.
-//! `docs/expressions.md` is the user guide (functions, operators, translations from Expr).
+//! `docs/expressions.md` is the user guide (functions, operators, translations from Expr); its
+//! Rust example runs as a doctest.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -58,7 +59,17 @@
 //! - Compilation never has variable values in scope, so the optimizer cannot fold a metric into
 //!   a constant (the toolchain pitfall); the test `variables_are_not_folded` guards it.
 //! - Variable names are extracted from the unoptimized AST, so a typo in a dead `if` branch is
-//!   still reported by [`Expr::check_variables`].
+//!   still reported by [`Expr::check_variables`] (`a_typo_in_a_dead_branch_is_still_found`).
+//! - Evaluation pushes only the variables the expression reads, into a per-thread `Scope` that
+//!   is reused (values overwritten) when the same names come again; no state leaks between
+//!   expressions (`evaluates_concurrently_from_many_threads`, `tests/props.rs`).
+//!
+//! # Performance
+//!
+//! `cargo bench -p fas-expr` (release): compiled evaluation of `ceil(queue_depth / 10)` takes a
+//! few hundred nanoseconds; each call of a function costs roughly 300 ns of rhai's dynamic
+//! dispatch, so a 5-variable expression with two calls takes 1.5–2 µs. Compilation takes a few
+//! microseconds and happens once, at load.
 
 mod check;
 mod count;
@@ -73,6 +84,11 @@ use std::sync::Arc;
 use rhai::{AST, Dynamic, ImmutableString, OptimizationLevel, ParseError, Scope};
 
 pub use count::to_count;
+
+// The Rust examples of the user guide run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/expressions.md")]
+struct ExpressionsGuide;
 pub use error::ExprError;
 
 /// Longest accepted expression source, in bytes. Real expressions are a few dozen bytes; the
