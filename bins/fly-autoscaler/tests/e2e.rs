@@ -1,0 +1,450 @@
+//! End-to-end scaling tests: the built `fly-autoscaler serve` as a child process (cleared environment) against
+//! the in-process Fly API simulator and a Prometheus (a fake HTTP API, and once the real server).
+//!
+//! Every wait is bounded ([`support::DEADLINE`]); child processes are killed on drop.
+
+mod support;
+
+use fas_flysim::MachineSpec;
+use fas_testkit::{Exporter, PromServer, free_port};
+use support::{
+    FakeProm, Fas, PromAnswer, add_machines, base_env, http_get, live, mutations, parse_metrics,
+    sample, set, sim, wait_until,
+};
+
+fn stopped() -> MachineSpec {
+    MachineSpec::new().state("stopped")
+}
+
+/// Env vars only: the started count follows `ceil(queue_depth / 10)` up, then down, never overshooting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_only_scales_up_then_down() {
+    let sim = sim().await;
+    let mut ids = add_machines(&sim, "web", 6, &stopped());
+    ids.sort();
+    let prom = FakeProm::start(PromAnswer::Value(25.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "3 machines started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    assert_eq!(sim.count_in_state("web", "started"), 3);
+    assert_eq!(sim.peak_started("web"), 3, "never more than the target");
+    let started_ids = || -> Vec<String> {
+        sim.machines_in_state("web", "started")
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    assert_eq!(started_ids(), ids[..3], "lowest ids are started first");
+    assert_eq!(
+        sim.count_route("create"),
+        0,
+        "a started count never creates"
+    );
+
+    prom.set(PromAnswer::Value(5.0));
+    wait_until(&mut fas, "1 machine started", || {
+        sim.count_in_state("web", "started") == 1
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    assert_eq!(sim.count_in_state("web", "started"), 1);
+    assert_eq!(sim.count_in_state("web", "stopped"), 5);
+    assert_eq!(started_ids(), ids[2..3], "lowest ids are stopped first");
+    assert_eq!(sim.count_route("destroy"), 0);
+    let q = prom.queries();
+    assert!(
+        q.iter().all(|q| q == "sum(queue_depth{app=\"web\"})"),
+        "{q:?}"
+    );
+    fas.stop().await;
+}
+
+/// The same through a real Prometheus scraping an exporter (the collector's real wire format).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_scales_up_then_down() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 5, &stopped());
+    let exporter = Exporter::start().await;
+    exporter.set("queue_depth{app=\"web\"} 32\nqueue_depth{app=\"other\"} 1000\n");
+    let prom = PromServer::start(&[exporter.addr()]).await;
+    prom.wait_for("queue_depth").await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "4 machines started", || {
+        sim.count_in_state("web", "started") == 4
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    assert_eq!(sim.peak_started("web"), 4);
+
+    exporter.set("queue_depth{app=\"web\"} 7\nqueue_depth{app=\"other\"} 1000\n");
+    wait_until(&mut fas, "1 machine started", || {
+        sim.count_in_state("web", "started") == 1
+    })
+    .await;
+    fas.stop().await;
+}
+
+/// The same configuration from a YAML file: `${VAR}` expanded from the environment, `${APP_NAME}` kept for the
+/// query, file keys winning over env vars and the file's collectors replacing the env collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_config_file_with_env_expansion() {
+    let sim = sim().await;
+    add_machines(&sim, "web-yaml", 4, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(15.0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fly-autoscaler.yml");
+    std::fs::write(
+        &path,
+        "app-name: ${TEST_APP}\n\
+         api-token: ${TEST_TOKEN}\n\
+         interval: 200ms\n\
+         started-machine-count: ceil(queue_depth / 10)\n\
+         metric-collectors:\n\
+         \x20 - type: prometheus\n\
+         \x20   metric-name: queue_depth\n\
+         \x20   address: $PROM_URL\n\
+         \x20   query: sum(queue_depth{app=\"${APP_NAME}\", env=\"${DEPLOY_ENV}\"})\n",
+    )
+    .unwrap();
+    // Env values the file overrides: a wrong app, a wrong count, a collector on a dead port.
+    let mut env = base_env(&sim, "http://127.0.0.1:1", "not-this-app", free_port());
+    set(&mut env, "FAS_STARTED_MACHINE_COUNT", "queue_depth * 100");
+    env.retain(|(k, _)| k != "FAS_API_TOKEN");
+    set(&mut env, "TEST_APP", "web-yaml");
+    set(&mut env, "TEST_TOKEN", sim.token());
+    set(&mut env, "PROM_URL", &prom.url());
+    set(&mut env, "DEPLOY_ENV", "production");
+    let mut fas = Fas::spawn(&["serve", "--config", path.to_str().unwrap()], &env);
+
+    wait_until(&mut fas, "2 machines started", || {
+        sim.count_in_state("web-yaml", "started") == 2
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    assert_eq!(sim.count_in_state("web-yaml", "started"), 2);
+    assert!(sim.machines("not-this-app").is_empty());
+    let queries = prom.queries();
+    assert!(!queries.is_empty());
+    for q in &queries {
+        assert_eq!(q, "sum(queue_depth{app=\"web-yaml\", env=\"production\"})");
+    }
+    assert!(
+        sim.request_log()
+            .iter()
+            .all(|r| r.app.as_deref().is_none_or(|a| a == "web-yaml")),
+        "only the file's app is touched"
+    );
+    fas.stop().await;
+}
+
+/// A created count creates machines (regions round-robin, `stopped` when asked) and destroys down to the target,
+/// stopped machines first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_then_destroy() {
+    let sim = sim().await;
+    let original = sim.add_machine("web", MachineSpec::new().region("ord"));
+    let prom = FakeProm::start(PromAnswer::Value(40.0)).await;
+    let port = free_port();
+    let mut env = base_env(&sim, &prom.url(), "web", port);
+    env.retain(|(k, _)| k != "FAS_STARTED_MACHINE_COUNT");
+    set(
+        &mut env,
+        "FAS_CREATED_MACHINE_COUNT",
+        "ceil(queue_depth / 10)",
+    );
+    set(&mut env, "FAS_REGIONS", "iad,lhr");
+    set(&mut env, "FAS_INITIAL_MACHINE_STATE", "stopped");
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "4 machines exist", || live(&sim, "web") == 4).await;
+    fas.wait_ticks(3).await;
+    assert_eq!(live(&sim, "web"), 4, "no more than the target is created");
+    let created: Vec<_> = sim
+        .machines("web")
+        .into_iter()
+        .filter(|m| m.id != original)
+        .collect();
+    assert_eq!(created.len(), 3);
+    for m in &created {
+        assert_eq!(m.state, "stopped", "initial-machine-state stopped: {m:?}");
+        assert_eq!(m.process_group.as_deref(), Some("app"), "config cloned");
+    }
+    let mut regions: Vec<_> = created.iter().map(|m| m.region.clone()).collect();
+    regions.sort();
+    assert_eq!(
+        regions,
+        ["iad", "iad", "lhr"],
+        "round-robin over FAS_REGIONS"
+    );
+    let creates: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.route == "create")
+        .collect();
+    assert_eq!(creates.len(), 3);
+    let order: Vec<String> = creates
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["skip_launch"], true, "{body}");
+            body["region"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["iad", "iad", "lhr"], "{order:?}");
+    assert_eq!(sim.machine("web", &original).unwrap().state, "started");
+
+    let mut created_ids: Vec<_> = created.iter().map(|m| m.id.clone()).collect();
+    created_ids.sort();
+
+    // Down to 2: two of the three stopped machines go (lowest ids first); the started original stays.
+    prom.set(PromAnswer::Value(20.0));
+    wait_until(&mut fas, "2 machines left", || live(&sim, "web") == 2).await;
+    fas.wait_ticks(3).await;
+    assert_eq!(live(&sim, "web"), 2);
+    assert_eq!(sim.machine("web", &original).unwrap().state, "started");
+    assert_eq!(
+        sim.count_route("destroy"),
+        2,
+        "destroys: {:?}",
+        mutations(&sim)
+    );
+    assert_eq!(
+        sim.count_for_machine(&original),
+        0,
+        "the started machine is not touched"
+    );
+
+    // Down to 0 asks for 0, but the last machine is never destroyed.
+    prom.set(PromAnswer::Value(0.0));
+    wait_until(&mut fas, "1 machine left", || live(&sim, "web") == 1).await;
+    fas.wait_ticks(3).await;
+    assert_eq!(live(&sim, "web"), 1, "created counts are never below 1");
+
+    // The new per-app counters of telemetry.rs carry `app` and `status`.
+    let (_, text) = http_get(port, "/metrics").expect("GET /metrics");
+    let s = parse_metrics(&text);
+    assert_eq!(
+        sample(&s, "fas_reconcile_count", &[("status", "create")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, "fas_reconcile_count", &[("status", "destroy")]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "fas_machine_create_count",
+            &[("app", "web"), ("status", "ok")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "fas_machine_destroy_count",
+            &[("app", "web"), ("status", "ok")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    fas.stop().await;
+}
+
+/// Only machines of FAS_PROCESS_GROUP with a reachable host are counted and touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_group_and_unreachable_hosts() {
+    let sim = sim().await;
+    let worker = MachineSpec::new().process_group(Some("worker"));
+    let workers = add_machines(&sim, "web", 3, &worker.clone().state("stopped"));
+    let unreachable = sim.add_machine("web", worker.clone().state("started"));
+    assert!(sim.set_host_status("web", &unreachable, "unreachable"));
+    let mut others = add_machines(&sim, "web", 2, &stopped());
+    others.push(sim.add_machine("web", MachineSpec::new()));
+    others.push(sim.add_machine(
+        "web",
+        MachineSpec::new().state("stopped").process_group(None),
+    ));
+    let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(&mut env, "FAS_PROCESS_GROUP", "worker");
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    let started_workers = || {
+        workers
+            .iter()
+            .filter(|id| sim.machine("web", id).unwrap().state == "started")
+            .count()
+    };
+    // The unreachable started worker does not count: two reachable workers are started.
+    wait_until(&mut fas, "2 reachable workers started", || {
+        started_workers() == 2
+    })
+    .await;
+    fas.wait_ticks(3).await;
+    assert_eq!(started_workers(), 2);
+
+    prom.set(PromAnswer::Value(0.0));
+    wait_until(&mut fas, "workers stopped", || started_workers() == 0).await;
+    fas.wait_ticks(2).await;
+    for id in others.iter().chain([&unreachable]) {
+        assert_eq!(
+            sim.count_for_machine(id),
+            0,
+            "machine {id} was touched: {:?}",
+            mutations(&sim)
+        );
+    }
+    assert_eq!(sim.machine("web", &unreachable).unwrap().state, "started");
+    assert_eq!(
+        sim.count_in_state("web", "started"),
+        2,
+        "the unreachable worker and the `app` machine"
+    );
+    let reconcile = fas.lines_with_message("reconcile");
+    let last = reconcile.last().unwrap();
+    assert_eq!(
+        last["started"], 0,
+        "the unreachable machine is not counted: {last}"
+    );
+    fas.stop().await;
+}
+
+/// While the current release is `running` nothing is listed or changed and a warning is logged; a `null`
+/// release is not a deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_in_progress_skips() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 3, &stopped());
+    sim.set_release_status("web", Some("running"));
+    let prom = FakeProm::start(PromAnswer::Value(30.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    let skipped = fas.wait_for_lines("skipped", 3).await;
+    for l in &skipped {
+        assert_eq!(l["level"], "WARN", "{l}");
+        assert!(
+            l["error"].as_str().unwrap().contains("deploy in progress"),
+            "{l}"
+        );
+    }
+    assert!(mutations(&sim).is_empty(), "{:?}", mutations(&sim));
+    assert_eq!(sim.count_route("list"), 0, "machines are not even listed");
+    assert!(fas.lines_with_message("reconcile").is_empty());
+    assert_eq!(sim.count_in_state("web", "started"), 0);
+
+    sim.set_release_status("web", None);
+    wait_until(&mut fas, "3 machines started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+
+    // A completed release is not a deploy either.
+    sim.set_release_status("web", Some("complete"));
+    prom.set(PromAnswer::Value(10.0));
+    wait_until(&mut fas, "1 machine started", || {
+        sim.count_in_state("web", "started") == 1
+    })
+    .await;
+    fas.stop().await;
+}
+
+/// `FAS_APP_NAME=my-app-*` with `FAS_ORG`: both matching apps are scaled, the other one is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_apps() {
+    let sim = sim().await;
+    for app in ["my-app-1", "my-app-2", "other-app"] {
+        sim.add_app("acme", app);
+        add_machines(&sim, app, 3, &stopped());
+    }
+    sim.add_app("elsewhere", "my-app-3");
+    add_machines(&sim, "my-app-3", 3, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
+    let mut env = base_env(&sim, &prom.url(), "my-app-*", free_port());
+    set(&mut env, "FAS_ORG", "acme");
+    set(&mut env, "FAS_CONCURRENCY", "2");
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "2 started in each matching app", || {
+        sim.count_in_state("my-app-1", "started") == 2
+            && sim.count_in_state("my-app-2", "started") == 2
+    })
+    .await;
+    fas.wait_ticks(6).await;
+    for untouched in ["other-app", "my-app-3"] {
+        assert_eq!(sim.count_in_state(untouched, "started"), 0);
+        let reqs: Vec<_> = sim
+            .request_log()
+            .into_iter()
+            .filter(|r| r.app.as_deref() == Some(untouched))
+            .map(|r| r.path)
+            .collect();
+        assert!(reqs.is_empty(), "{untouched} was called: {reqs:?}");
+    }
+    let queries = prom.queries();
+    for app in ["my-app-1", "my-app-2"] {
+        let q = format!("sum(queue_depth{{app=\"{app}\"}})");
+        assert!(queries.contains(&q), "{q} not in {queries:?}");
+    }
+    assert!(
+        queries
+            .iter()
+            .all(|q| !q.contains("other-app") && !q.contains("my-app-3"))
+    );
+    fas.stop().await;
+}
+
+/// Prometheus refusing connections, then answering 500: the loop keeps running, logs an error naming the metric
+/// and touches nothing; it scales again once Prometheus answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_down_then_recovers() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 3, &stopped());
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = base_env(&sim, &url, "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    let failed = "reconciliation failed; nothing was changed by this step";
+    let errors = fas.wait_for_lines(failed, 3).await;
+    for l in &errors {
+        assert_eq!(l["level"], "ERROR", "{l}");
+        assert!(
+            l["error"].as_str().unwrap().contains("queue_depth"),
+            "names the metric: {l}"
+        );
+    }
+    assert!(mutations(&sim).is_empty());
+
+    let prom = FakeProm::start_on(([127, 0, 0, 1], port).into(), PromAnswer::Status(500)).await;
+    wait_until(&mut fas, "prometheus queried", || prom.queries().len() >= 3).await;
+    let n = fas.lines_with_message(failed).len();
+    let errors = fas.wait_for_lines(failed, n + 2).await;
+    let last = errors.last().unwrap();
+    assert!(
+        last["error"].as_str().unwrap().contains("queue_depth"),
+        "{last}"
+    );
+    assert!(mutations(&sim).is_empty(), "{:?}", mutations(&sim));
+    assert_eq!(sim.count_in_state("web", "started"), 0);
+
+    prom.set(PromAnswer::Value(30.0));
+    wait_until(&mut fas, "3 machines started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+    fas.stop().await;
+}
