@@ -5,7 +5,7 @@
 
 mod support;
 
-use fas_flysim::MachineSpec;
+use fas_flysim::{FaultKind, FaultMatch, MachineSpec, ScriptedFault};
 use fas_testkit::{Exporter, PromServer, free_port};
 use support::{
     FakeProm, Fas, PromAnswer, add_machines, base_env, http_get, live, mutations, parse_metrics,
@@ -110,6 +110,7 @@ async fn yaml_config_file_with_env_expansion() {
          \x20 - type: prometheus\n\
          \x20   metric-name: queue_depth\n\
          \x20   address: $PROM_URL\n\
+         \x20   token: FlyV1 ${PROM_TOKEN}\n\
          \x20   query: sum(queue_depth{app=\"${APP_NAME}\", env=\"${DEPLOY_ENV}\"})\n",
     )
     .unwrap();
@@ -121,6 +122,7 @@ async fn yaml_config_file_with_env_expansion() {
     set(&mut env, "TEST_TOKEN", sim.token());
     set(&mut env, "PROM_URL", &prom.url());
     set(&mut env, "DEPLOY_ENV", "production");
+    set(&mut env, "PROM_TOKEN", "fm2_yaml_token");
     let mut fas = Fas::spawn(&["serve", "--config", path.to_str().unwrap()], &env);
 
     wait_until(&mut fas, "2 machines started", || {
@@ -135,6 +137,13 @@ async fn yaml_config_file_with_env_expansion() {
     for q in &queries {
         assert_eq!(q, "sum(queue_depth{app=\"web-yaml\", env=\"production\"})");
     }
+    assert!(
+        prom.auth_headers()
+            .iter()
+            .all(|h| h.as_deref() == Some("FlyV1 fm2_yaml_token")),
+        "a token starting with Fly is sent as is: {:?}",
+        prom.auth_headers()
+    );
     assert!(
         sim.request_log()
             .iter()
@@ -446,5 +455,68 @@ async fn prometheus_down_then_recovers() {
         sim.count_in_state("web", "started") == 3
     })
     .await;
+    fas.stop().await;
+}
+
+/// A machine whose start fails is logged and counted as failed, and the next candidate is tried in the same
+/// round, so the target is still reached without overshooting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_start_tries_the_next_machine() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 4, &stopped());
+    sim.push_fault(ScriptedFault {
+        matches: FaultMatch {
+            route: Some("start".into()),
+            method: None,
+        },
+        fault: FaultKind::Status { status: 500 },
+    });
+    let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
+    let port = free_port();
+    let env = base_env(&sim, &prom.url(), "web", port);
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "2 started", || {
+        sim.count_in_state("web", "started") == 2
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    assert_eq!(sim.peak_started("web"), 2);
+    // Every start request of the first round came before the second list.
+    let log = sim.request_log();
+    let second_list = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.route == "list")
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap();
+    let first_round: Vec<_> = log[..second_list]
+        .iter()
+        .filter(|r| r.route == "start")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        first_round.iter().filter(|s| **s == 200).count(),
+        2,
+        "two starts succeeded in the first round: {first_round:?}"
+    );
+    assert!(first_round.contains(&500), "{first_round:?}");
+    let failed = fas.lines_with_message("action failed");
+    assert_eq!(failed.len(), 1, "{}", fas.stderr());
+    assert_eq!(failed[0]["level"], "ERROR");
+
+    let (_, text) = http_get(port, "/metrics").expect("GET /metrics");
+    let s = parse_metrics(&text);
+    assert_eq!(
+        sample(&s, "fas_machine_start_count", &[("status", "ok")]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, "fas_machine_start_count", &[("status", "failed")]),
+        Some(1.0),
+        "{text}"
+    );
     fas.stop().await;
 }

@@ -274,7 +274,8 @@ async fn logs_are_json_with_one_reconcile_line_per_tick() {
     let sim = sim().await;
     add_machines(&sim, "web", 3, &stopped());
     let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
-    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(&mut env, "FAS_STARTED_MACHINES_COUNT", "99");
     let mut fas = Fas::spawn(&["serve"], &env);
     wait_until(&mut fas, "2 started", || {
         sim.count_in_state("web", "started") == 2
@@ -297,6 +298,15 @@ async fn logs_are_json_with_one_reconcile_line_per_tick() {
             "{l}"
         );
     }
+    let typo: Vec<_> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l.to_string().contains("FAS_STARTED_MACHINES_COUNT"))
+        .collect();
+    assert_eq!(
+        typo.len(),
+        1,
+        "an unknown FAS_* variable is warned about once"
+    );
     let reconcile = fas.lines_with_message("reconcile");
     assert_eq!(
         reconcile.len(),
