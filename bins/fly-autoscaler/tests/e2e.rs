@@ -385,6 +385,7 @@ async fn wildcard_apps() {
     let mut env = base_env(&sim, &prom.url(), "my-app-*", free_port());
     set(&mut env, "FAS_ORG", "acme");
     set(&mut env, "FAS_CONCURRENCY", "2");
+    set(&mut env, "FAS_APP_LIST_REFRESH_INTERVAL", "300ms");
     let mut fas = Fas::spawn(&["serve"], &env);
 
     wait_until(&mut fas, "2 started in each matching app", || {
@@ -413,6 +414,14 @@ async fn wildcard_apps() {
             .iter()
             .all(|q| !q.contains("other-app") && !q.contains("my-app-3"))
     );
+
+    // A new matching app is picked up when the app list is refreshed.
+    sim.add_app("acme", "my-app-new");
+    add_machines(&sim, "my-app-new", 3, &stopped());
+    wait_until(&mut fas, "the new app is scaled", || {
+        sim.count_in_state("my-app-new", "started") == 2
+    })
+    .await;
     fas.stop().await;
 }
 
@@ -519,4 +528,82 @@ async fn failed_start_tries_the_next_machine() {
         "{text}"
     );
     fas.stop().await;
+}
+
+/// `FAS_TIMEOUT` limits one app's reconciliation: a machine list that hangs past it fails the tick with a
+/// timeout (nothing planned from it), and the next tick scales normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_bounds_one_reconciliation() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 3, &stopped());
+    sim.push_fault(ScriptedFault {
+        matches: FaultMatch {
+            route: Some("list".into()),
+            method: None,
+        },
+        fault: FaultKind::Delay { ms: 4_000 },
+    });
+    let prom = FakeProm::start(PromAnswer::Value(30.0)).await;
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(&mut env, "FAS_TIMEOUT", "1s");
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "3 started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+    let first = fas
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "reconcile" || l["level"] == "ERROR" || l["level"] == "WARN")
+        .unwrap();
+    assert_eq!(
+        first["level"], "ERROR",
+        "the first tick must time out: {first}"
+    );
+    assert!(
+        first["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{first}"
+    );
+    assert!(
+        fas.lines_with_message("action skipped (deadline or shutdown)")
+            .is_empty(),
+        "nothing is planned from a list that came after the timeout: {}",
+        fas.stderr()
+    );
+    fas.stop().await;
+}
+
+/// SIGTERM while machine calls are in flight: they finish, the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_tick_lets_calls_finish() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 3, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(30.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    sim.configure(|c| c.faults.latency_ms = 700);
+    let mut fas = Fas::spawn(&["serve"], &env);
+    // The first tick's list takes 700 ms; then the starts are sent (each also 700 ms).
+    wait_until(&mut fas, "a start request arrives", || {
+        sim.count_route("start") > 0
+    })
+    .await;
+    fas.signal("TERM");
+    let status = fas.wait_exit(std::time::Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", fas.stderr());
+    assert!(!fas.lines_with_message("stopped").is_empty());
+    let starts = sim.count_route("start");
+    assert_eq!(
+        sim.count_in_state("web", "started"),
+        starts,
+        "every start in flight completed"
+    );
+    assert!(
+        fas.lines_with_message("action failed").is_empty(),
+        "{}",
+        fas.stderr()
+    );
 }
