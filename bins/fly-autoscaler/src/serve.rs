@@ -31,7 +31,7 @@ pub enum TickError {
     },
     /// The release status could not be read.
     #[error("reading the current release: {0}")]
-    Release(#[source] fas_flyapi::Error),
+    Release(#[source] Box<fas_flyapi::Error>),
     /// A metric could not be collected.
     #[error("collecting metric `{metric}`: {source}")]
     Collect {
@@ -39,7 +39,7 @@ pub enum TickError {
         metric: String,
         /// The collector's error.
         #[source]
-        source: fas_collect::CollectError,
+        source: Box<fas_collect::CollectError>,
     },
     /// An expression could not be evaluated into a count.
     #[error("evaluating {key}: {source}")]
@@ -48,11 +48,11 @@ pub enum TickError {
         key: &'static str,
         /// The expression error.
         #[source]
-        source: fas_expr::ExprError,
+        source: Box<fas_expr::ExprError>,
     },
     /// The machines could not be listed.
     #[error("listing machines: {0}")]
-    List(#[source] fas_flyapi::Error),
+    List(#[source] Box<fas_flyapi::Error>),
     /// The whole reconciliation took longer than the configured timeout.
     #[error("reconciliation timed out after {0:?}")]
     Timeout(Duration),
@@ -120,7 +120,7 @@ pub async fn collect_all(
     for (metric, result) in results {
         let value = result.map_err(|source| TickError::Collect {
             metric: metric.clone(),
-            source,
+            source: Box::new(source),
         })?;
         values.insert(metric, value);
     }
@@ -139,14 +139,14 @@ pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targe
             .eval_count(values)
             .map_err(|source| TickError::Evaluate {
                 key: min_key,
-                source,
+                source: Box::new(source),
             })?;
         let max = e
             .max
             .eval_count(values)
             .map_err(|source| TickError::Evaluate {
                 key: max_key,
-                source,
+                source: Box::new(source),
             })?;
         Ok(Some(Bounds { min, max }))
     };
@@ -238,13 +238,13 @@ impl Reconciler {
         let t = Instant::now();
         let release = self.client.current_release(app).await;
         m::record_api_call("current_release", t.elapsed(), release.is_ok());
-        if let Some(r) = release.map_err(TickError::Release)? {
-            if r.in_progress() {
-                return Err(TickError::DeployInProgress {
-                    version: r.version,
-                    status: r.status,
-                });
-            }
+        if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
+            && r.in_progress()
+        {
+            return Err(TickError::DeployInProgress {
+                version: r.version,
+                status: r.status,
+            });
         }
 
         let values = collect_all(&self.collectors, app).await?;
@@ -257,13 +257,13 @@ impl Reconciler {
             .list_machines(app, &ListMachinesOptions::default())
             .await;
         m::record_api_call("list", t.elapsed(), listed.is_ok());
-        let listed = listed.map_err(TickError::List)?;
+        let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
 
         let cursor = self
             .cursors
             .lock()
-            .map(|c| c.get(app).cloned().unwrap_or_default())
+            .map(|c| c.get(app).copied().unwrap_or_default())
             .unwrap_or_default();
         let plan = fas_reconcile::plan(
             &machines,
@@ -273,7 +273,7 @@ impl Reconciler {
             SystemTime::now(),
         );
         if let Ok(mut c) = self.cursors.lock() {
-            c.insert(app.to_owned(), plan.next_cursor.clone());
+            c.insert(app.to_owned(), plan.next_cursor);
         }
         record_counts(app, &plan);
         log_plan(app, &values, &plan);
