@@ -100,6 +100,8 @@ fn load(sources: &Sources, purpose: Purpose) -> anyhow::Result<Config> {
 
 /// `serve`: run until SIGINT/SIGTERM, then drain and exit 0.
 pub async fn serve(sources: Sources) -> anyhow::Result<()> {
+    // Signal handlers first, so that a signal during start-up also exits cleanly.
+    let signals = Signals::install()?;
     let config = load(&sources, Purpose::Serve)?;
     init_logging(config.log_format, config.verbose);
     let handle = telemetry::install_recorder()?;
@@ -107,7 +109,7 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     let (reconciler, listener) = prepare(config).await?;
     let metrics = tokio::spawn(telemetry::serve(listener, handle, shutdown.clone()));
     let loop_task = tokio::spawn(serve::run(reconciler, shutdown.clone()));
-    wait_for_signal().await?;
+    signals.wait().await?;
     info!(grace = ?SHUTDOWN_GRACE, "shutting down: no new work; letting calls in flight finish");
     shutdown.cancel();
     match tokio::time::timeout(SHUTDOWN_GRACE, loop_task).await {
@@ -136,14 +138,28 @@ pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::
     ))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -1,8 +1,8 @@
 //! The reconciliation loop: every interval, for every app, release check → collect → evaluate →
 //! list → plan → execute → report.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
@@ -170,7 +170,16 @@ pub struct Reconciler {
     config: Arc<Config>,
     client: Client,
     collectors: Vec<Arc<dyn Collector>>,
-    cursors: Mutex<HashMap<String, RegionCursor>>,
+    apps: Mutex<HashMap<String, AppState>>,
+}
+
+/// What the loop remembers of one app between ticks.
+#[derive(Debug, Default)]
+struct AppState {
+    /// The region rotation, explicit state of the planner.
+    cursor: RegionCursor,
+    /// States reported in `fas_machines`, so that a state that empties is reported as 0.
+    reported_states: BTreeSet<String>,
 }
 
 /// What one app's tick did.
@@ -189,7 +198,7 @@ impl Reconciler {
             config,
             client,
             collectors,
-            cursors: Mutex::new(HashMap::new()),
+            apps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -235,47 +244,28 @@ impl Reconciler {
         shutdown: &CancellationToken,
     ) -> Result<TickOutcome, TickError> {
         let cfg = &*self.config;
-        let t = Instant::now();
-        let release = self.client.current_release(app).await;
-        m::record_api_call("current_release", t.elapsed(), release.is_ok());
-        if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
-            && r.in_progress()
-        {
-            return Err(TickError::DeployInProgress {
-                version: r.version,
-                status: r.status,
-            });
-        }
-
-        let values = collect_all(&self.collectors, app).await?;
-        let targets = evaluate(cfg, &values)?;
-        record_targets(app, &targets);
-
-        let t = Instant::now();
-        let listed = self
-            .client
-            .list_machines(app, &ListMachinesOptions::default())
-            .await;
-        m::record_api_call("list", t.elapsed(), listed.is_ok());
-        let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
+        // Reading (release, metrics, machines) must end by the deadline; acting stops launching
+        // new calls at the deadline.
+        let timeout = cfg.timeout;
+        let (values, targets, listed) = tokio::time::timeout_at(deadline, self.observe(app))
+            .await
+            .unwrap_or(Err(TickError::Timeout(timeout)))?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
 
-        let cursor = self
-            .cursors
-            .lock()
-            .map(|c| c.get(app).copied().unwrap_or_default())
-            .unwrap_or_default();
-        let plan = fas_reconcile::plan(
-            &machines,
-            &targets,
-            &cfg.policy(),
-            cursor,
-            SystemTime::now(),
-        );
-        if let Ok(mut c) = self.cursors.lock() {
-            c.insert(app.to_owned(), plan.next_cursor);
-        }
-        record_counts(app, &plan);
+        let plan = {
+            let mut apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
+            let state = apps.entry(app.to_owned()).or_default();
+            let plan = fas_reconcile::plan(
+                &machines,
+                &targets,
+                &cfg.policy(),
+                state.cursor,
+                SystemTime::now(),
+            );
+            state.cursor = plan.next_cursor;
+            record_counts(app, &plan, &mut state.reported_states);
+            plan
+        };
         log_plan(app, &values, &plan);
 
         let ops = FlyOps::new(&self.client, app, &listed);
@@ -290,9 +280,40 @@ impl Reconciler {
             }
         };
         let report = fas_reconcile::execute(&ops, &plan, &policy, stop).await;
-        record_report(&plan, &report);
+        record_report(app, &plan, &report);
         log_report(app, &report);
         Ok(TickOutcome { plan, report })
+    }
+
+    /// Release check, metrics, targets and the machine list of one app.
+    async fn observe(
+        &self,
+        app: &str,
+    ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
+        let t = Instant::now();
+        let release = self.client.current_release(app).await;
+        m::record_api_call("current_release", t.elapsed(), release.is_ok());
+        if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
+            && r.in_progress()
+        {
+            return Err(TickError::DeployInProgress {
+                version: r.version,
+                status: r.status,
+            });
+        }
+
+        let values = collect_all(&self.collectors, app).await?;
+        let targets = evaluate(&self.config, &values)?;
+        record_targets(app, &targets);
+
+        let t = Instant::now();
+        let listed = self
+            .client
+            .list_machines(app, &ListMachinesOptions::default())
+            .await;
+        m::record_api_call("list", t.elapsed(), listed.is_ok());
+        let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
+        Ok((values, targets, listed))
     }
 
     /// The apps to reconcile: the configured name, or the org's apps matching the wildcard.
@@ -339,36 +360,47 @@ fn record_targets(app: &str, targets: &Targets) {
     }
 }
 
-fn record_counts(app: &str, plan: &Plan) {
-    for (state, n) in &plan.counts.by_state {
-        metrics::gauge!(m::MACHINES, "app" => app.to_owned(), "state" => state.to_owned())
-            .set(f64::from(*n));
+fn record_counts(app: &str, plan: &Plan, reported: &mut BTreeSet<String>) {
+    reported.extend(plan.counts.by_state.keys().cloned());
+    for state in reported.iter() {
+        let n = plan.counts.by_state.get(state).copied().unwrap_or(0);
+        metrics::gauge!(m::MACHINES, "app" => app.to_owned(), "state" => state.clone())
+            .set(f64::from(n));
     }
 }
 
-fn record_report(plan: &Plan, report: &Report) {
+fn record_report(app: &str, plan: &Plan, report: &Report) {
     // A plan that wanted to act but could not (e.g. no machine to clone) is not counted as that
     // action, as in the Go version where it was an error.
     if plan.kind() == fas_reconcile::PlanKind::NoScale || !plan.actions.is_empty() {
         metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
     }
+    use fas_reconcile::Action;
     for o in &report.outcomes {
         let status = match o.result {
             Outcome::Ok => "ok",
             Outcome::Failed(_) => "failed",
             Outcome::Skipped => "skipped",
         };
-        let name = match o.action {
-            fas_reconcile::Action::Start { .. } => m::MACHINE_START_COUNT,
-            fas_reconcile::Action::Stop { .. } => m::MACHINE_STOP_COUNT,
-            fas_reconcile::Action::Create { .. } => m::MACHINE_CREATE_COUNT,
-            fas_reconcile::Action::Destroy { .. } => m::MACHINE_DESTROY_COUNT,
-            fas_reconcile::Action::Suspend { .. } => m::MACHINE_SUSPEND_COUNT,
+        // The Go counters keep their exact labels (status ok|failed only; a skipped action was
+        // never attempted); the new ones carry the app.
+        let go_name = match o.action {
+            Action::Start { .. } => Some(m::MACHINE_START_COUNT),
+            Action::Stop { .. } => Some(m::MACHINE_STOP_COUNT),
+            _ => None,
         };
-        // The Go counters only know ok and failed; a skipped action was never attempted.
-        if status != "skipped" || !matches!(name, m::MACHINE_START_COUNT | m::MACHINE_STOP_COUNT) {
-            metrics::counter!(name, "status" => status).increment(1);
+        if let Some(name) = go_name {
+            if status != "skipped" {
+                metrics::counter!(name, "status" => status).increment(1);
+            }
+            continue;
         }
+        let name = match o.action {
+            Action::Create { .. } => m::MACHINE_CREATE_COUNT,
+            Action::Destroy { .. } => m::MACHINE_DESTROY_COUNT,
+            _ => m::MACHINE_SUSPEND_COUNT,
+        };
+        metrics::counter!(name, "app" => app.to_owned(), "status" => status).increment(1);
     }
 }
 
