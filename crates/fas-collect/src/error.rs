@@ -21,6 +21,22 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Runs one collection, turning a timeout into [`CollectError::Timeout`] naming this origin.
+    pub(crate) async fn bounded(
+        &self,
+        timeout: std::time::Duration,
+        collect: impl std::future::Future<Output = Result<f64, CollectError>>,
+    ) -> Result<f64, CollectError> {
+        tokio::time::timeout(timeout, collect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CollectError::Timeout {
+                    at: self.clone(),
+                    timeout,
+                })
+            })
+    }
+
     /// Builds an origin from its parts.
     pub fn new(metric: &str, kind: &'static str, address: &str) -> Origin {
         Origin {

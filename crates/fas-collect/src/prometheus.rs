@@ -260,13 +260,7 @@ impl Collector for PrometheusCollector {
     }
 
     async fn collect(&self, app: &str) -> Result<f64, CollectError> {
-        match tokio::time::timeout(self.timeout, self.query_once(app)).await {
-            Ok(result) => result,
-            Err(_) => Err(CollectError::Timeout {
-                at: self.at.clone(),
-                timeout: self.timeout,
-            }),
-        }
+        self.at.bounded(self.timeout, self.query_once(app)).await
     }
 }
 
