@@ -191,6 +191,10 @@ async fn faulty_starts_converge_without_overshoot() {
         );
     }
     assert_eq!(sim.peak_started(APP), 100);
+    println!(
+        "starts: {ticks} ticks, {failed} failed actions, statuses {:?}",
+        statuses(&sim, "start")
+    );
     assert!(failed > 0, "the faults were exercised");
     let s = statuses(&sim, "start");
     assert!(
@@ -231,6 +235,10 @@ async fn faulty_stops_converge_without_undershoot() {
         assert!(now >= 50, "stopped below the target: {now} started");
     }
     assert_eq!(sim.count_in_state(APP, "stopped"), 50);
+    println!(
+        "stops: {ticks} ticks, {failed} failed actions, statuses {:?}",
+        statuses(&sim, "stop")
+    );
     assert!(failed > 0, "the faults were exercised");
     let stops = successes(&sim, "stop");
     assert_eq!(stops.len(), 50);
@@ -360,6 +368,10 @@ async fn faulty_destroys_never_remove_more_than_the_excess() {
             alive()
         );
     }
+    println!(
+        "destroys: {ticks} ticks, {failed} failed actions, statuses {:?}",
+        statuses(&sim, "destroy")
+    );
     assert!(failed > 0, "the faults were exercised");
     let destroys = successes(&sim, "destroy");
     assert_eq!(destroys.len(), 20);
@@ -370,6 +382,27 @@ async fn faulty_destroys_never_remove_more_than_the_excess() {
             .plan
             .is_empty()
     );
+}
+
+/// Only started machines to destroy (the planner's last choice): the adapter kills them (Go sends
+/// `kill=true`), so 3 started with max created 1 leave exactly one, in one tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroys_of_started_machines_kill_them() {
+    let (sim, _) = sim_with(SimConfig::instant(), "started", 3).await;
+    let cl = client(&sim);
+
+    let t = plain_tick(&cl, &created(1), &Policy::default()).await;
+
+    assert_eq!(t.plan.actions.len(), 2);
+    assert_eq!(t.report.stats().destroy.ok, 2, "{:?}", t.report);
+    let alive: Vec<_> = sim
+        .machines(APP)
+        .into_iter()
+        .filter(|m| m.state != "destroyed")
+        .collect();
+    assert_eq!(alive.len(), 1);
+    assert_eq!(alive[0].state, "started");
+    assert_eq!(statuses(&sim, "destroy"), BTreeMap::from([(200, 2)]));
 }
 
 /// 1 s latency per request, 10 calls in flight, a deadline 1.3 s after the tick began (the list
