@@ -23,12 +23,15 @@ const APP: &str = "demo-app";
 /// Peak of the synthetic queue depth.
 const PEAK: f64 = 200.0;
 
-/// The synthetic load at `elapsed` of a demo lasting `total`: 0 → PEAK → 0, a half sine with a
-/// plateau at the top.
+/// Queue depth when idle: enough for one started machine.
+const BASE: f64 = 10.0;
+
+/// The synthetic load at `elapsed` of a demo lasting `total`: BASE → PEAK → BASE, a half sine
+/// with a plateau at the top.
 pub fn load_at(elapsed: Duration, total: Duration) -> f64 {
     let x = (elapsed.as_secs_f64() / total.as_secs_f64().max(1.0)).clamp(0.0, 1.0);
-    let shaped = (PI * x).sin() * 1.3;
-    (shaped.min(1.0) * PEAK).round()
+    let shaped = ((PI * x).sin() * 1.3).min(1.0);
+    (BASE + shaped * (PEAK - BASE)).round()
 }
 
 /// Serves `/api/v1/query` answering every query with the current synthetic value.

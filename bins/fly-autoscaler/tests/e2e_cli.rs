@@ -426,3 +426,26 @@ async fn tokens_never_leak() {
     assert!(err.starts_with("ERROR:"), "{err}");
     assert_no_canary("file config error", &format!("{out}{err}"));
 }
+
+/// The README's first command: `demo` runs the real loop against the simulator, scales up as the
+/// synthetic load rises, stays within Fly's rate budget and ends by itself.
+#[test]
+fn demo_scales_and_ends_by_itself() {
+    let (code, out, err) = run(&["demo", "--duration", "8s"], &[]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("demo: done"), "{out}");
+    assert!(out.contains(" 0 rate-limited"), "{out}");
+    let peak: usize = out
+        .rsplit("peak started machines ")
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {out}"));
+    assert!(
+        peak >= 3,
+        "the rising load should have started several machines: {out}"
+    );
+    assert!(
+        out.matches("queue_depth").count() >= 6,
+        "one line a second: {out}"
+    );
+}

@@ -151,13 +151,13 @@ async fn bounded_concurrency_is_respected() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn default_policy_runs_sixteen_at_once() {
+async fn default_policy_runs_fifty_at_once() {
     let fake = Fake::new();
-    let all = ids(40);
+    let all = ids(120);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let plan = plan_of(PlanKind::Start, starts(&refs), vec![]);
     execute(&fake, &plan, &ExecPolicy::default(), std::future::pending()).await;
-    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 16);
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 50);
 }
 
 #[tokio::test(start_paused = true)]
