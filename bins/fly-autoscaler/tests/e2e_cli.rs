@@ -7,8 +7,8 @@ use fas_flysim::{MachineSpec, SimConfig};
 use fas_testkit::free_port;
 use serde_json::{Value, json};
 use support::{
-    FakeProm, Fas, PromAnswer, add_machines, base_env, env, http_get, parse_metrics, run, sample,
-    set, sim, sim_with, wait_until,
+    FakeProm, Fas, PromAnswer, add_machines, base_env, env, http_get, mutations, parse_metrics,
+    run, sample, set, sim, sim_with, wait_until,
 };
 
 fn stopped() -> MachineSpec {
@@ -448,4 +448,50 @@ fn demo_scales_and_ends_by_itself() {
         out.matches("queue_depth").count() >= 6,
         "one line a second: {out}"
     );
+}
+
+/// `plan` lists the machines and prints what `serve` would do, as a table or JSON, without acting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_prints_the_decision_and_changes_nothing() {
+    let sim = sim().await;
+    let ids = add_machines(&sim, "web", 4, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(25.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let env2 = env.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["plan"], &env))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("app web"), "{out}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    for id in &sorted[..3] {
+        assert!(
+            out.contains(id.as_str()),
+            "start of {id} missing from the table: {out}"
+        );
+    }
+    let actions = out
+        .split("actions:")
+        .nth(1)
+        .and_then(|rest| rest.split("spares:").next())
+        .unwrap_or_default();
+    assert!(
+        !actions.contains(sorted[3].as_str()),
+        "only 3 starts (the 4th machine is a spare): {out}"
+    );
+
+    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["plan", "--json"], &env2))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(plan["kind"], "start", "{plan}");
+    assert_eq!(plan["actions"].as_array().map(Vec::len), Some(3), "{plan}");
+    assert!(
+        mutations(&sim).is_empty(),
+        "plan must not act: {:?}",
+        mutations(&sim)
+    );
+    assert_eq!(sim.count_in_state("web", "stopped"), 4);
 }
