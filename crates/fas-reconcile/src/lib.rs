@@ -70,6 +70,16 @@
 //! isolated, spares, deadline skips, sequential mode, Go's failed start/stop end to end.
 //! `docs/planner.md` explains the choices.
 //!
+//! # Scale-down stabilization
+//!
+//! [`TargetHistory`] is the one piece of state besides the cursor: the binary records each
+//! tick's targets in it and plans with what it returns, the max bounds raised to the highest
+//! max of the last `scale-down-window` (mins, i.e. scale-up, untouched). Like [`plan`] it reads
+//! no clock. Its tests (`tests/stabilize.rs`) check against a model that the stabilized max is
+//! never below the current max nor above the highest max in the window, that mins and absent
+//! bounds pass through, that a zero window changes nothing, and that time going backwards
+//! neither panics nor holds a high max for longer than one window.
+//!
 //! # Example
 //!
 //! ```
@@ -116,6 +126,7 @@ mod exec;
 mod model;
 mod output;
 mod plan;
+mod stabilize;
 
 pub use exec::{
     ActionOutcome, ExecPolicy, KindStats, MachineOps, OpError, OpErrorKind, Outcome, Report,
@@ -127,3 +138,4 @@ pub use model::{
 };
 pub use output::{Action, ActionKind, Counts, Note, NoteKind, Plan, PlanKind, PlannedAction};
 pub use plan::plan;
+pub use stabilize::TargetHistory;
