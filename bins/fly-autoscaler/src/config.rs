@@ -23,6 +23,7 @@
 //! - `${VAR}` expansion, `${APP_NAME}` and `$1` survive: `file_expansion_*`.
 //! - all problems at once: `five_problems_are_reported_together`; each contract message: `validation_*`.
 //! - secrets never shown: `token_canary_*`; reference file parses: `reference_yaml_file_loads`.
+//! - `scale-down-window` takes `0` (unlike `interval`): `scale_down_window_accepts_zero_and_go_durations`.
 
 mod build;
 mod duration;
@@ -158,6 +159,9 @@ pub struct Config {
     pub timeout: Duration,
     /// How often the wildcard app list is refreshed (default 60 s, never zero).
     pub app_list_refresh_interval: Duration,
+    /// Scale-down stabilization window (default 0 = none, the Go behaviour): the max bounds used to stop or
+    /// destroy machines are the highest evaluated over this window ([`fas_reconcile::TargetHistory`]).
+    pub scale_down_window: Duration,
     /// Fly API token; always `Some` for [`Purpose::Serve`].
     pub api_token: Option<SecretString>,
     /// Debug logging.

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use fas_collect::Collector;
 use fas_flyapi::{Client, ClientConfig, ListMachinesOptions};
-use fas_reconcile::{Bounds, ExecPolicy, Outcome, Plan, RegionCursor, Report, Targets};
+use fas_reconcile::{
+    Bounds, ExecPolicy, Outcome, Plan, RegionCursor, Report, TargetHistory, Targets,
+};
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
@@ -180,6 +182,8 @@ struct AppState {
     cursor: RegionCursor,
     /// States reported in `fas_machines`, so that a state that empties is reported as 0.
     reported_states: BTreeSet<String>,
+    /// Recent targets, for the scale-down stabilization window (empty when the window is 0).
+    history: TargetHistory,
 }
 
 /// What one app's tick did.
@@ -252,21 +256,19 @@ impl Reconciler {
             .unwrap_or(Err(TickError::Timeout(timeout)))?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
 
-        let plan = {
+        let (stabilized, plan) = {
             let mut apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
             let state = apps.entry(app.to_owned()).or_default();
-            let plan = fas_reconcile::plan(
-                &machines,
-                &targets,
-                &cfg.policy(),
-                state.cursor,
-                SystemTime::now(),
-            );
+            let now = SystemTime::now();
+            // Scale-down stabilization: plan with the highest max of the window (mins as evaluated).
+            let stabilized = state.history.record(now, &targets, cfg.scale_down_window);
+            let plan =
+                fas_reconcile::plan(&machines, &stabilized, &cfg.policy(), state.cursor, now);
             state.cursor = plan.next_cursor;
             record_counts(app, &plan, &mut state.reported_states);
-            plan
+            (stabilized, plan)
         };
-        log_plan(app, &values, &plan);
+        log_plan(app, &values, &targets, &stabilized, &plan);
 
         let ops = FlyOps::new(&self.client, app, &listed);
         let policy = cfg
@@ -404,10 +406,21 @@ fn record_report(app: &str, plan: &Plan, report: &Report) {
     }
 }
 
-fn log_plan(app: &str, values: &BTreeMap<String, f64>, plan: &Plan) {
+/// The `reconcile` line. When the scale-down window held a max above the evaluated one, `stabilized = true` and
+/// `evaluated_targets` shows what the expressions gave (`targets` is always what the plan used).
+fn log_plan(
+    app: &str,
+    values: &BTreeMap<String, f64>,
+    evaluated: &Targets,
+    stabilized: &Targets,
+    plan: &Plan,
+) {
     let metrics = serde_json::to_string(values).unwrap_or_default();
     let counts = serde_json::to_string(&plan.counts).unwrap_or_default();
     let targets = serde_json::to_string(&plan.targets).unwrap_or_default();
+    let held = evaluated != stabilized;
+    let evaluated =
+        held.then(|| tracing::field::display(serde_json::to_string(evaluated).unwrap_or_default()));
     let actions = serde_json::to_string(&plan.actions).unwrap_or_default();
     info!(
         app,
@@ -416,6 +429,8 @@ fn log_plan(app: &str, values: &BTreeMap<String, f64>, plan: &Plan) {
         metrics = %metrics,
         counts = %counts,
         targets = %targets,
+        stabilized = held,
+        evaluated_targets = evaluated,
         decision = plan.kind().as_str(),
         actions = %actions,
         "reconcile"

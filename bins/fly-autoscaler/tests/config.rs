@@ -182,6 +182,11 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             |c| format!("{:?}", c.app_list_refresh_interval),
         ),
         (
+            vec![("scale-down-window", "FAS_SCALE_DOWN_WINDOW", "5m")],
+            "300s",
+            |c| format!("{:?}", c.scale_down_window),
+        ),
+        (
             vec![("api-token", "FAS_API_TOKEN", "FlyV1 fm2_abc")],
             "FlyV1 fm2_abc",
             |c| {
@@ -306,6 +311,11 @@ fn defaults() {
     assert_eq!(c.interval, secs(15));
     assert_eq!(c.timeout, secs(30));
     assert_eq!(c.app_list_refresh_interval, secs(60));
+    assert_eq!(
+        c.scale_down_window,
+        Duration::ZERO,
+        "no window: the Go behaviour"
+    );
     assert!(!c.verbose);
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(
@@ -994,6 +1004,36 @@ fn validation_api_token_required_for_serve_only() {
 }
 
 #[test]
+fn scale_down_window_accepts_zero_and_go_durations() {
+    for (value, expected) in [
+        ("0", Duration::ZERO),
+        ("0s", Duration::ZERO),
+        ("90s", secs(90)),
+        ("1m30s", secs(90)),
+        ("750ms", Duration::from_millis(750)),
+    ] {
+        let c = load_ok(
+            &[APP, TOKEN, STARTED, ("FAS_SCALE_DOWN_WINDOW", value)],
+            None,
+        );
+        assert_eq!(c.scale_down_window, expected, "env {value}");
+    }
+    // Unquoted in the file, and the file wins over the environment.
+    let c = load_ok(
+        &[APP, TOKEN, STARTED, ("FAS_SCALE_DOWN_WINDOW", "1m")],
+        Some("scale-down-window: 10m\n"),
+    );
+    assert_eq!(c.scale_down_window, secs(600));
+    let c = load_ok(&[APP, TOKEN, STARTED], Some("scale-down-window: 0\n"));
+    assert_eq!(c.scale_down_window, Duration::ZERO);
+    let p = load_err(
+        &[APP, TOKEN, STARTED],
+        Some("scale-down-window: 5 minutes\n"),
+    );
+    assert_one_problem(&p, &["scale-down-window: invalid duration \"5 minutes\""]);
+}
+
+#[test]
 fn validation_unparsable_values_name_the_variable_and_the_value() {
     let cases = [
         ("FAS_INTERVAL", "soon"),
@@ -1007,6 +1047,8 @@ fn validation_unparsable_values_name_the_variable_and_the_value() {
         ("FAS_LOG_FORMAT", "xml"),
         ("FLY_FLAPS_BASE_URL", "api.machines.dev"),
         ("FAS_INTERVAL", "0s"),
+        ("FAS_SCALE_DOWN_WINDOW", "5"),
+        ("FAS_SCALE_DOWN_WINDOW", "-30s"),
     ];
     for (var, value) in cases {
         let p = load_err(&[APP, TOKEN, STARTED, (var, value)], None);

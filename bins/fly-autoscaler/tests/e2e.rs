@@ -61,6 +61,106 @@ async fn env_only_scales_up_then_down() {
         q.iter().all(|q| q == "sum(queue_depth{app=\"web\"})"),
         "{q:?}"
     );
+    // No scale-down window by default (the Go behaviour): the first tick that reads the drop stops machines.
+    let lines = fas.lines_with_message("reconcile");
+    assert!(lines.iter().all(|l| l["stabilized"] == false), "{lines:?}");
+    let first_low = lines
+        .iter()
+        .find(|l| queue_depth(l) == 5.0)
+        .expect("a tick read the drop");
+    assert_eq!(first_low["decision"], "stop", "{first_low}");
+    fas.stop().await;
+}
+
+/// The collected `queue_depth` of a `reconcile` log line.
+fn queue_depth(line: &serde_json::Value) -> f64 {
+    let metrics: serde_json::Value =
+        serde_json::from_str(line["metrics"].as_str().unwrap_or("{}")).unwrap_or_default();
+    metrics["queue_depth"].as_f64().unwrap_or(f64::NAN)
+}
+
+/// With `FAS_SCALE_DOWN_WINDOW`, a drop in the metric stops machines only once the high reading has left the
+/// window; meanwhile every tick holds the max (`stabilized`) and stops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_window_delays_stops() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 4, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(25.0)).await;
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(&mut env, "FAS_SCALE_DOWN_WINDOW", "3s");
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    wait_until(&mut fas, "3 machines started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+    fas.wait_ticks(2).await;
+    let stops_before = sim.count_route("stop");
+
+    prom.set(PromAnswer::Value(5.0));
+    let dropped = std::time::Instant::now();
+    let held = |fas: &Fas| {
+        fas.lines_with_message("reconcile")
+            .iter()
+            .filter(|l| l["stabilized"] == true)
+            .count()
+    };
+    // Bounded: each wait is bounded, and the window is 15 ticks long.
+    for _ in 0..20 {
+        if held(&fas) >= 2 {
+            break;
+        }
+        fas.wait_ticks(1).await;
+    }
+    assert!(
+        held(&fas) >= 2,
+        "no tick held the max; stderr:\n{}",
+        fas.stderr()
+    );
+    assert_eq!(
+        sim.count_in_state("web", "started"),
+        3,
+        "nothing stopped while the window holds"
+    );
+    wait_until(&mut fas, "1 machine started", || {
+        sim.count_in_state("web", "started") == 1
+    })
+    .await;
+    // The high reading was at most about one tick before the drop, and it is held for 3 s.
+    let held_for = dropped.elapsed();
+    assert!(
+        held_for >= std::time::Duration::from_millis(1500),
+        "stopped after only {held_for:?}"
+    );
+    assert_eq!(sim.count_route("stop"), stops_before + 2);
+
+    let lines = fas.lines_with_message("reconcile");
+    let low: Vec<_> = lines.iter().filter(|l| queue_depth(l) == 5.0).collect();
+    let is_held = |l: &serde_json::Value| l["stabilized"] == true;
+    let held: Vec<&serde_json::Value> = low.iter().copied().filter(|l| is_held(l)).collect();
+    assert!(held.len() >= 2, "{low:?}");
+    for l in &held {
+        // Evaluated 1, planned with the held 3: no action.
+        assert_eq!(l["decision"], "no_scale", "{l}");
+        let evaluated: serde_json::Value =
+            serde_json::from_str(l["evaluated_targets"].as_str().unwrap_or("{}")).unwrap();
+        assert_eq!(evaluated["started"]["max"], 1, "{l}");
+        let planned: serde_json::Value =
+            serde_json::from_str(l["targets"].as_str().unwrap_or("{}")).unwrap();
+        assert_eq!(planned["started"]["max"], 3, "{l}");
+        assert_eq!(planned["started"]["min"], 1, "{l}");
+    }
+    // The window ends once and does not flap: held ticks first, then released ones, the first of which stops.
+    let first_released = low
+        .iter()
+        .position(|l| !is_held(l))
+        .expect("a tick after the window");
+    assert!(low[first_released..].iter().all(|l| !is_held(l)), "{low:?}");
+    assert_eq!(
+        low[first_released]["decision"], "stop",
+        "{}",
+        low[first_released]
+    );
     fas.stop().await;
 }
 

@@ -431,6 +431,13 @@ pub(crate) fn build(
         problems,
         nonzero_duration,
     );
+    let scale_down_window = parse_or(
+        layer,
+        "scale-down-window",
+        Duration::ZERO,
+        problems,
+        parse_go_duration,
+    );
     let api_token = text("api-token").map(SecretString::from);
     if purpose == Purpose::Serve && api_token.is_none() {
         problems.push(format!(
@@ -540,6 +547,7 @@ pub(crate) fn build(
         interval,
         timeout,
         app_list_refresh_interval,
+        scale_down_window,
         api_token,
         verbose,
         log_format,
