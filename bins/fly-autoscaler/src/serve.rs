@@ -58,6 +58,9 @@ pub enum TickError {
     /// The whole reconciliation took longer than the configured timeout.
     #[error("reconciliation timed out after {0:?}")]
     Timeout(Duration),
+    /// Shutdown began before any machine was touched.
+    #[error("shutting down before acting")]
+    ShuttingDown,
 }
 
 /// The collectors built from the configuration.
@@ -227,6 +230,7 @@ impl Reconciler {
         let status = match &result {
             Ok(o) => o.plan.kind().as_str(),
             Err(TickError::DeployInProgress { .. }) => "skipped_deploy",
+            Err(TickError::ShuttingDown) => "skipped_shutdown",
             Err(_) => "skipped_error",
         };
         metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
@@ -251,9 +255,13 @@ impl Reconciler {
         // Reading (release, metrics, machines) must end by the deadline; acting stops launching
         // new calls at the deadline.
         let timeout = cfg.timeout;
-        let (values, targets, listed) = tokio::time::timeout_at(deadline, self.observe(app))
-            .await
-            .unwrap_or(Err(TickError::Timeout(timeout)))?;
+        // Nothing has been changed yet: a shutdown abandons the reading at once.
+        let (values, targets, listed) = tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.observe(app)) => {
+                r.unwrap_or(Err(TickError::Timeout(timeout)))?
+            }
+            () = shutdown.cancelled() => return Err(TickError::ShuttingDown),
+        };
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
 
         let (stabilized, plan) = {
@@ -498,6 +506,7 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
                     match reconciler.reconcile(&app, &shutdown).await {
                         Ok(_) => {}
                         Err(e @ TickError::DeployInProgress { .. }) => warn!(error = %e, "skipped"),
+                        Err(e @ TickError::ShuttingDown) => info!(reason = %e, "skipped"),
                         Err(e) => error!(error = %error_chain(&e), "reconciliation failed; nothing was changed by this step"),
                     }
                 }

@@ -46,7 +46,7 @@ pub const API_CALL_FAILURES: &str = "fas_api_call_failures_total";
 /// New: duration of one app's reconciliation in seconds (`app`).
 pub const RECONCILE_DURATION: &str = "fas_reconcile_duration_seconds";
 /// New: reconciliations by outcome per app (`app`, `status`: the Go statuses plus skipped_deploy,
-/// skipped_error).
+/// skipped_error, skipped_shutdown).
 pub const APP_RECONCILE_COUNT: &str = "fas_app_reconcile_count";
 /// New: unix time of the last reconciliation that completed without error (`app`).
 pub const LAST_SUCCESS: &str = "fas_last_successful_reconcile_timestamp_seconds";

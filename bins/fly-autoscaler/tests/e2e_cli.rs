@@ -495,3 +495,27 @@ async fn plan_prints_the_decision_and_changes_nothing() {
     );
     assert_eq!(sim.count_in_state("web", "stopped"), 4);
 }
+
+/// A signal while a tick is still reading (a slow Fly API) abandons the reading at once: nothing
+/// was changed yet, so there is nothing to drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_reading_exits_at_once() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 2, &stopped());
+    let prom = FakeProm::start(PromAnswer::Value(10.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+    fas.wait_for_lines("reconcile", 1).await;
+    // Every request now takes 8 s: the next tick hangs in its release check.
+    sim.configure(|c| c.faults.latency_ms = 8_000);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    fas.signal("TERM");
+    // The wait is shorter than the 8 s the reading would take: only abandoning it can pass.
+    let status = fas.wait_exit(std::time::Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "{}", fas.stderr());
+    assert!(
+        fas.stderr().contains("shutting down before acting"),
+        "{}",
+        fas.stderr()
+    );
+}
