@@ -456,6 +456,8 @@ fn env_temporal_collector_prefers_temporal_tls_variables() {
             ("TEMPORAL_TLS_CERT_DATA", "CERT-A"),
             ("FAS_TEMPORAL_CERT_DATA", "CERT-B"),
             ("FAS_TEMPORAL_KEY_DATA", "KEY-B"),
+            ("TEMPORAL_TLS_CA_DATA", "CA-A"),
+            ("FAS_TEMPORAL_CA_DATA", "CA-B"),
         ],
         None,
     );
@@ -475,6 +477,11 @@ fn env_temporal_collector_prefers_temporal_tls_variables() {
         Some("KEY-B"),
         "falls back to FAS_TEMPORAL_KEY_DATA"
     );
+    assert_eq!(
+        t.ca_pem.as_deref(),
+        Some("CA-A"),
+        "TEMPORAL_TLS_CA_DATA wins"
+    );
 
     let c = load_ok(
         &[
@@ -492,7 +499,45 @@ fn env_temporal_collector_prefers_temporal_tls_variables() {
     };
     assert_eq!(t.namespace, "prod");
     assert_eq!(t.query, None);
+    assert!(t.cert_pem.is_none() && t.key_pem.is_none() && t.ca_pem.is_none());
+}
+
+#[test]
+fn temporal_ca_data_from_env_fallback_and_yaml_without_a_client_certificate() {
+    // FAS_TEMPORAL_CA_DATA alone, no client certificate: server-authenticated TLS is valid config
+    let c = load_ok(
+        &[
+            APP,
+            TOKEN,
+            ("FAS_STARTED_MACHINE_COUNT", "running"),
+            ("FAS_TEMPORAL_ADDRESS", "temporal.internal:7233"),
+            ("FAS_TEMPORAL_METRIC_NAME", "running"),
+            ("FAS_TEMPORAL_CA_DATA", "CA-B"),
+        ],
+        None,
+    );
+    let CollectorConfig::Temporal(t) = &c.collectors[0] else {
+        panic!("not temporal")
+    };
+    assert_eq!(
+        t.ca_pem.as_deref(),
+        Some("CA-B"),
+        "falls back to FAS_TEMPORAL_CA_DATA"
+    );
     assert!(t.cert_pem.is_none() && t.key_pem.is_none());
+
+    let yaml = "metric-collectors:\n  - type: temporal\n    metric-name: running\n    address: temporal.internal:7233\n    ca-data: |\n      -----BEGIN CERTIFICATE-----\n      CA-YAML\n      -----END CERTIFICATE-----\n";
+    let c = load_ok(
+        &[APP, TOKEN, ("FAS_STARTED_MACHINE_COUNT", "running")],
+        Some(yaml),
+    );
+    let CollectorConfig::Temporal(t) = &c.collectors[0] else {
+        panic!("not temporal")
+    };
+    assert_eq!(
+        t.ca_pem.as_deref(),
+        Some("-----BEGIN CERTIFICATE-----\nCA-YAML\n-----END CERTIFICATE-----")
+    );
 }
 
 #[test]
@@ -535,6 +580,7 @@ metric-collectors:
     query: WorkflowType="w"
     cert-data: CERT
     key-data: KEY
+    ca-data: CA
     timeout: 2s
 "#;
     let c = load_ok(&[TOKEN], Some(yaml));
@@ -554,6 +600,7 @@ metric-collectors:
     assert_eq!((t.namespace.as_str(), t.timeout), ("ns", secs(2)));
     assert_eq!(t.query.as_deref(), Some("WorkflowType=\"w\""));
     assert_eq!(t.cert_pem.as_deref(), Some("CERT"));
+    assert_eq!(t.ca_pem.as_deref(), Some("CA"));
 }
 
 #[test]
@@ -1259,6 +1306,7 @@ fn reference_docs_mention_every_key_and_variable() {
         "namespace",
         "cert-data",
         "key-data",
+        "ca-data",
         "multiple-series",
         "timeout",
     ];

@@ -31,8 +31,14 @@
 //! - The Temporal count is `ExecutionStatus="Running"` ANDed with the user's query; gRPC
 //!   failures map to [`CollectError::Grpc`] (`tests/temporal_real.rs` against the dev server;
 //!   trailers-only errors and framing in `tests/temporal_offline.rs`; protobuf bytes in
-//!   `temporal::proto::tests`). With a certificate and key the call uses TLS with ALPN `h2` and
-//!   verifies the server against the webpki roots (`mtls_config_speaks_tls_with_alpn_h2_and_verifies_the_server`).
+//!   `temporal::proto::tests`). With a certificate and key, a CA bundle (`ca_pem`, `ca-data`) or an
+//!   `https://` address the call uses TLS with ALPN `h2` and verifies the server against the
+//!   webpki roots, or against the given CA bundle only (`mtls_config_speaks_tls_with_alpn_h2_and_verifies_the_server`).
+//!   `tests/temporal_mtls.rs` completes real mutual TLS with test-time certificates against a
+//!   server that requires a client certificate: the count comes back and the server saw the
+//!   client's certificate; no client certificate, a client certificate of another CA, and a
+//!   private-CA server without `ca-data` all fail as [`CollectError::Transport`]; a bad `ca-data`
+//!   is a [`CollectError::Config`] naming it; the key PEM appears in no error.
 //!
 //! # Why Temporal is reached with a hand-written gRPC call
 //! The Temporal collector needs exactly one RPC, `WorkflowService/CountWorkflowExecutions`, whose

@@ -349,6 +349,7 @@ fn build_collectors(
                             query,
                             cert_pem: cert,
                             key_pem: key.map(SecretString::from),
+                            ca_pem: text("ca-data"),
                             timeout,
                         }))
                     }

@@ -74,6 +74,7 @@ pub const TEMPORAL_ENV: &[(&str, &[&str])] = &[
         "key-data",
         &["TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"],
     ),
+    ("ca-data", &["TEMPORAL_TLS_CA_DATA", "FAS_TEMPORAL_CA_DATA"]),
     ("timeout", &["FAS_TEMPORAL_TIMEOUT"]),
 ];
 
@@ -335,6 +336,7 @@ struct FileCollector {
     namespace: Option<Lenient>,
     cert_data: Option<Lenient>,
     key_data: Option<Lenient>,
+    ca_data: Option<Lenient>,
     multiple_series: Option<Lenient>,
     timeout: Option<Lenient>,
 }
@@ -412,6 +414,7 @@ pub(crate) fn file_layer(text: &str, file_name: &str) -> Result<Layer, Vec<Strin
                 col!(
                     kind => "type", metric_name => "metric-name", address => "address", query => "query",
                     token => "token", namespace => "namespace", cert_data => "cert-data", key_data => "key-data",
+                    ca_data => "ca-data",
                     multiple_series => "multiple-series", timeout => "timeout",
                 );
                 RawCollector { origin, fields: f }

@@ -33,7 +33,7 @@ pub struct TemporalConfig {
     pub metric_name: String,
     /// The gRPC frontend, `host:port` (e.g. `localhost:7233`, port 7233 when omitted), optionally
     /// prefixed by `http://` (plain h2c) or `https://` (TLS). Without a prefix, TLS is used when
-    /// a certificate and key are given, plain h2c otherwise.
+    /// a certificate and key or a CA bundle is given, plain h2c otherwise.
     pub address: String,
     /// The namespace to count in (the binary applies the default, `default`).
     pub namespace: String,
@@ -44,6 +44,10 @@ pub struct TemporalConfig {
     pub cert_pem: Option<String>,
     /// PEM private key for mTLS (with `cert_pem`).
     pub key_pem: Option<SecretString>,
+    /// PEM bundle of CA certificates that verify the server (`ca-data`), INSTEAD of the webpki
+    /// roots; for self-hosted clusters with a private CA. Usable with or without a client
+    /// certificate (without one it is server-authenticated TLS).
+    pub ca_pem: Option<String>,
     /// Limit on one whole call (connect, TLS, request, response); also sent as `grpc-timeout`.
     pub timeout: Duration,
     /// Values for `${VAR}` references (the library never reads the environment).
@@ -60,6 +64,7 @@ impl TemporalConfig {
             query: None,
             cert_pem: None,
             key_pem: None,
+            ca_pem: None,
             timeout: Duration::from_secs(10),
             env: BTreeMap::new(),
         }
@@ -98,7 +103,9 @@ impl TemporalCollector {
     ///
     /// Errors ([`CollectError::Config`]): blank metric name, address or namespace; only one of
     /// certificate and key; a certificate or key that is not valid PEM (the message never quotes
-    /// the key); a certificate/key pair rustls refuses.
+    /// the key); a certificate/key pair rustls refuses; a CA bundle (`ca-data`) that is blank,
+    /// not PEM, holds no certificate or a certificate rustls cannot use as a trust anchor; TLS
+    /// material with an explicit `http://` address.
     pub fn new(cfg: TemporalConfig) -> Result<TemporalCollector, CollectError> {
         let metric = cfg.metric_name.clone();
         let config_error =
@@ -147,21 +154,28 @@ impl TemporalCollector {
             }
             _ => None,
         };
+        let roots = match &cfg.ca_pem {
+            None => None,
+            Some(pem) => Some(
+                ca_roots(pem)
+                    .map_err(|(message, source)| config_error("ca-data", message.into(), source))?,
+            ),
+        };
         let (tls, authority) = if let Some(rest) = address.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = address.strip_prefix("http://") {
-            if client_auth.is_some() {
+            if client_auth.is_some() || roots.is_some() {
                 return Err(config_error(
                     "address",
                     format!(
-                        "`{address}` is http:// but a client certificate was given (use https:// or host:port)"
+                        "`{address}` is http:// but TLS material (cert-data, key-data or ca-data) was given (use https:// or host:port)"
                     ),
                     None,
                 ));
             }
             (false, rest)
         } else {
-            (client_auth.is_some(), address)
+            (client_auth.is_some() || roots.is_some(), address)
         };
         if authority.is_empty() || authority.contains('/') {
             return Err(config_error(
@@ -192,7 +206,7 @@ impl TemporalCollector {
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("address", "cannot set up TLS".into(), Some(Box::new(e))))?
-            .with_root_certificates(webpki_roots());
+            .with_root_certificates(roots.unwrap_or_else(webpki_roots));
         let tls_config = match client_auth {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
@@ -320,6 +334,31 @@ impl TemporalCollector {
         let count = proto::decode_count_response(message).map_err(|e| decode(e.0))?;
         Ok(count as f64)
     }
+}
+
+/// The trust anchors of a PEM CA bundle; on failure a message and the cause (never PEM text).
+fn ca_roots(
+    pem: &str,
+) -> Result<rustls::RootCertStore, (&'static str, Option<crate::error::BoxError>)> {
+    if pem.trim().is_empty() {
+        return Err(("empty CA bundle", None));
+    }
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ("not a PEM CA bundle", Some(Box::new(e) as _)))?;
+    if certs.is_empty() {
+        return Err(("no PEM certificate found in the CA bundle", None));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| {
+            (
+                "a CA certificate cannot be used as a trust anchor",
+                Some(Box::new(e) as _),
+            )
+        })?;
+    }
+    Ok(roots)
 }
 
 /// `grpc-status` (and the percent-decoded `grpc-message`) from a header or trailer map.
