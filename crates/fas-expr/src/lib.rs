@@ -61,15 +61,23 @@
 //! - Variable names are extracted from the unoptimized AST, so a typo in a dead `if` branch is
 //!   still reported by [`Expr::check_variables`] (`a_typo_in_a_dead_branch_is_still_found`).
 //! - Evaluation pushes only the variables the expression reads, into a per-thread `Scope` that
-//!   is reused (values overwritten) when the same names come again; no state leaks between
-//!   expressions (`evaluates_concurrently_from_many_threads`, `tests/props.rs`).
+//!   is reused (values overwritten) when the same names come again, next to a per-thread rhai
+//!   function-resolution cache; no state leaks between expressions and the operation limit
+//!   counts per evaluation (`evaluates_concurrently_from_many_threads`,
+//!   `repeated_evaluation_reuses_state_without_mixing_values`,
+//!   `the_operation_limit_is_per_evaluation`, `tests/props.rs`).
 //!
 //! # Performance
 //!
-//! `cargo bench -p fas-expr` (release): compiled evaluation of `ceil(queue_depth / 10)` takes a
-//! few hundred nanoseconds; each call of a function costs roughly 300 ns of rhai's dynamic
-//! dispatch, so a 5-variable expression with two calls takes 1.5–2 µs. Compilation takes a few
-//! microseconds and happens once, at load.
+//! `cargo bench -p fas-expr` (release; median of 9 runs; the numbers below are the fastest of
+//! several bench runs on the shared 2-core machine, where one run in two is 1.5x slower):
+//! compiled evaluation of `ceil(queue_depth / 10)` takes about 350 ns and of the 5-variable
+//! `clamp(ceil((queue_depth + backlog) / per_worker) - idle, min_workers, 50)` about 1.1 µs
+//! (9,700 instructions, `valgrind --tool=callgrind` on `examples/profile_eval.rs`). Of those,
+//! 7,600 are rhai's own AST walk, the same as for a bare `Engine::new_raw()` with only `ceil` and
+//! `clamp` registered, so no engine setting changes it; the rest is looking the five names up
+//! and storing the values in the `Scope`. Compilation takes a few microseconds and happens once,
+//! at load.
 
 mod check;
 mod count;
@@ -81,7 +89,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use rhai::{AST, Dynamic, ImmutableString, OptimizationLevel, ParseError, Scope};
+use rhai::{AST, Caches, Dynamic, ImmutableString, OptimizationLevel, ParseError, Scope};
 
 pub use count::to_count;
 
@@ -244,28 +252,31 @@ impl Expr {
     /// # Ok::<(), fas_expr::ExprError>(())
     /// ```
     pub fn eval_with(&self, lookup: impl Fn(&str) -> Option<f64>) -> Result<f64, ExprError> {
-        // One reusable scope per thread: when a thread evaluates the same variable names again
-        // (the common case), only the values are overwritten and nothing is allocated.
+        // One reusable scope and function-resolution cache per thread: when a thread evaluates
+        // the same variable names again (the common case), only the values are overwritten and
+        // nothing is allocated, and every function call is found in the cache.
         thread_local! {
-            static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
+            static STATE: RefCell<EvalState> = RefCell::new(EvalState::default());
         }
-        SCOPE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scope) => self.eval_in(&mut scope, &lookup),
+        STATE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut state) => self.eval_in(&mut state, &lookup),
             // Unreachable today (no registered function evaluates an expression), but safe.
-            Err(_) => self.eval_in(&mut Scope::new(), &lookup),
+            Err(_) => self.eval_in(&mut EvalState::default(), &lookup),
         })
     }
 
     fn eval_in(
         &self,
-        scope: &mut Scope<'static>,
+        state: &mut EvalState,
         lookup: &impl Fn(&str) -> Option<f64>,
     ) -> Result<f64, ExprError> {
+        let EvalState { scope, caches } = state;
         let vars = &self.inner.vars;
+        // `Scope::iter_raw` yields the entries last-pushed first, hence the `rev()`.
         let same_names = scope.len() == vars.len()
             && scope
                 .iter_raw()
-                .zip(vars)
+                .zip(vars.iter().rev())
                 .all(|((name, _, _), var)| name == var.as_str());
         if !same_names {
             scope.clear();
@@ -279,13 +290,27 @@ impl Expr {
                 });
             };
             if same_names {
-                scope.set_value(name.as_str(), value);
+                match scope.get_value_mut::<f64>(name.as_str()) {
+                    Some(slot) => *slot = value,
+                    // The expression assigned a non-float to the variable last time.
+                    None => {
+                        scope.set_value(name.as_str(), value);
+                    }
+                }
             } else {
-                scope.push_dynamic(name.clone(), Dynamic::from_float(value));
+                scope.push_dynamic(name.as_str(), Dynamic::from_float(value));
             }
         }
-        let result: Dynamic = engine::engine()
-            .eval_ast_with_scope(scope, &self.inner.ast)
+        let engine = engine::engine();
+        // What `Engine::eval_ast_with_scope` does, minus its two per-call costs: a fresh
+        // function-resolution cache (every call of a registered function resolved from scratch,
+        // then the cache freed) and installing the AST's script functions (an expression has
+        // none). The runtime state is still fresh per evaluation, so the operation limit counts
+        // from zero every time.
+        let mut global = engine.new_global_runtime_state();
+        #[allow(deprecated)] // the one public entry point that takes the caches
+        let result = engine
+            .eval_statements_raw(&mut global, caches, scope, self.inner.ast.statements())
             .map_err(|e| ExprError::Eval {
                 src: self.inner.src.clone(),
                 message: e.to_string(),
@@ -313,6 +338,17 @@ impl Expr {
     pub fn eval_count(&self, vars: &BTreeMap<String, f64>) -> Result<u32, ExprError> {
         to_count(self.eval(vars)?)
     }
+}
+
+/// Per-thread evaluation state, reused across evaluations.
+#[derive(Default)]
+struct EvalState {
+    /// The variables of the last expression evaluated, in `Inner::vars` order.
+    scope: Scope<'static>,
+    /// rhai's function-resolution cache. Only registered native functions exist (an
+    /// expression defines none), so an entry stays valid for every expression. It is keyed by
+    /// function and argument types, so it stays as small as the set of calls ever made.
+    caches: Caches,
 }
 
 fn syntax_error(src: &str, err: &ParseError) -> ExprError {

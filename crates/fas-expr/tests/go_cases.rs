@@ -345,6 +345,51 @@ fn variables_are_not_folded() {
     assert_eq!(expr.eval_count(&vars(&[("queue_depth", 0.0)])), Ok(0));
 }
 
+#[test]
+fn repeated_evaluation_reuses_state_without_mixing_values() {
+    // Evaluation keeps a per-thread scope (values overwritten in place when the names repeat)
+    // and function-resolution cache; interleave expressions with different and overlapping
+    // names, several variables each, and check every result.
+    let five = Expr::compile("clamp(ceil((q + b) / w) - i, m, 50)").unwrap();
+    let two = Expr::compile("min(q, b) + max(q, b, 0)").unwrap();
+    for round in 0..3 {
+        let r = f64::from(round);
+        let v = vars(&[
+            ("q", 40.0 + r),
+            ("b", 8.0),
+            ("w", 4.0),
+            ("i", r),
+            ("m", 1.0),
+        ]);
+        // ceil((40 + r + 8) / 4) - r
+        let want = ((48.0 + r) / 4.0).ceil() - r;
+        assert_eq!(five.eval(&v), Ok(want), "round {round}");
+        assert_eq!(five.eval(&v), Ok(want), "round {round}, again");
+        assert_eq!(two.eval(&v), Ok(48.0 + r), "round {round}");
+        let v = vars(&[("q", 1.0), ("b", 2.0), ("w", 0.5), ("i", 0.0), ("m", 30.0)]);
+        assert_eq!(five.eval(&v), Ok(30.0), "round {round}, clamped up");
+    }
+    // A missing variable leaves nothing behind for the next evaluation.
+    assert!(matches!(
+        five.eval(&vars(&[("q", 1.0)])),
+        Err(ExprError::MissingVariable { .. })
+    ));
+    assert_eq!(two.eval(&vars(&[("q", 3.0), ("b", 5.0)])), Ok(8.0));
+}
+
+#[test]
+fn the_operation_limit_is_per_evaluation() {
+    // The function-resolution cache is reused across evaluations, the operation count is not:
+    // an expression well under the limit evaluates any number of times.
+    let src = vec!["x"; 60].join(" + ");
+    let expr = Expr::compile(&src).unwrap();
+    let v = vars(&[("x", 1.0)]);
+    let per_eval = 60; // at least one operation per addition
+    for _ in 0..(3 * fas_expr::MAX_OPERATIONS / per_eval) {
+        assert_eq!(expr.eval(&v), Ok(60.0));
+    }
+}
+
 // --- the type -------------------------------------------------------------------------------------
 
 #[test]
