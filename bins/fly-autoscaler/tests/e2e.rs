@@ -707,3 +707,37 @@ async fn sigterm_during_a_tick_lets_calls_finish() {
         fas.stderr()
     );
 }
+
+/// Machines leased by a deploy (flyctl leases every machine) while the release already reads
+/// `complete`: every call is refused with 409, the autoscaler reports the failures, changes
+/// nothing, keeps running, and scales once the leases are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_machines_are_not_forced() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 3, &stopped());
+    sim.set_release_status("web", Some("complete"));
+    let leases = sim.lease_all("web");
+    assert_eq!(leases.len(), 3);
+    let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
+    let env = base_env(&sim, &prom.url(), "web", free_port());
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    let failed = fas.wait_for_lines("action failed", 4).await;
+    for l in &failed {
+        assert_eq!(l["level"], "ERROR", "{l}");
+        assert!(
+            l["error"].as_str().unwrap_or_default().contains("conflict"),
+            "a lease conflict is reported as such: {l}"
+        );
+    }
+    assert_eq!(sim.count_in_state("web", "stopped"), 3, "nothing moved");
+    assert_eq!(sim.count_in_state("web", "started"), 0);
+    fas.assert_running();
+
+    sim.release_all("web");
+    wait_until(&mut fas, "2 machines started after the deploy", || {
+        sim.count_in_state("web", "started") == 2
+    })
+    .await;
+    fas.stop().await;
+}
