@@ -208,26 +208,12 @@ pub async fn plan(sources: Sources, json: bool) -> anyhow::Result<()> {
     init_logging(config.log_format, config.verbose);
     let client = serve::build_client(&config)?;
     let collectors = serve::build_collectors(&config)?;
-    let policy = config.policy();
-    let reconciler = Reconciler::new(Arc::new(config.clone()), client.clone(), collectors.clone());
+    let reconciler = Reconciler::new(Arc::new(config), client, collectors);
     for app in reconciler.list_apps().await? {
-        let values = serve::collect_all(&collectors, &app)
+        let plan = reconciler
+            .plan_once(&app)
             .await
             .map_err(|e| anyhow::anyhow!("{app}: {}", serve::error_chain(&e)))?;
-        let targets = serve::evaluate(&config, &values)
-            .map_err(|e| anyhow::anyhow!("{app}: {}", serve::error_chain(&e)))?;
-        let listed = client
-            .list_machines(&app, &fas_flyapi::ListMachinesOptions::default())
-            .await
-            .with_context(|| format!("{app}: listing machines"))?;
-        let machines: Vec<_> = listed.iter().map(crate::ops::to_domain).collect();
-        let plan = fas_reconcile::plan(
-            &machines,
-            &targets,
-            &policy,
-            fas_reconcile::RegionCursor::default(),
-            std::time::SystemTime::now(),
-        );
         if json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {

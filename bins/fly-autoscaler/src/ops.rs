@@ -2,7 +2,7 @@
 //! where Fly API machines become planner machines.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use fas_flyapi::{Client, CreateMachineRequest, DestroyOptions, StopRequest};
 use fas_reconcile::{MachineOps, OpError, OpErrorKind};

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use fas_collect::Collector;
@@ -13,6 +13,7 @@ use fas_reconcile::{
 };
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
@@ -293,6 +294,20 @@ impl Reconciler {
         record_report(app, &plan, &report);
         log_report(app, &report);
         Ok(TickOutcome { plan, report })
+    }
+
+    /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
+    /// acting and without touching the loop's per-app state (no stabilization history).
+    pub async fn plan_once(&self, app: &str) -> Result<Plan, TickError> {
+        let (_, targets, listed) = self.observe(app).await?;
+        let machines: Vec<_> = listed.iter().map(to_domain).collect();
+        Ok(fas_reconcile::plan(
+            &machines,
+            &targets,
+            &self.config.policy(),
+            RegionCursor::default(),
+            SystemTime::now(),
+        ))
     }
 
     /// Release check, metrics, targets and the machine list of one app.
