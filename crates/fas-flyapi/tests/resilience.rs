@@ -1,8 +1,10 @@
 //! Retries and client-side rate limiting against wiremock.
 
+mod common;
+
 use fas_flyapi::{
     Client, ClientConfig, CreateMachineRequest, Error, ListMachinesOptions, MachineConfig,
-    MachineState, RateLimitPolicy, RetryPolicy, StopRequest,
+    MachineState, RateLimitPolicy, StopRequest,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -15,21 +17,11 @@ fn fixture(name: &str) -> Value {
 }
 
 fn config(server: &MockServer) -> ClientConfig {
-    let mut cfg = ClientConfig::new("FlyV1 fm2_x");
-    cfg.machines_base_url = server.uri();
-    cfg.graphql_base_url = server.uri();
-    cfg.retry = RetryPolicy {
-        max_attempts: 4,
-        initial_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_total: Duration::from_secs(5),
-    };
-    cfg.timeout = Duration::from_secs(2);
-    cfg
+    common::config_with_token(server, "FlyV1 fm2_x")
 }
 
 fn client(server: &MockServer) -> Client {
-    Client::new(config(server)).unwrap()
+    common::client_with_token(server, "FlyV1 fm2_x")
 }
 
 #[tokio::test]

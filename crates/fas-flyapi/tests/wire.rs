@@ -1,6 +1,8 @@
 //! Wire-level tests against wiremock: method, path, query, headers and body of every request,
 //! status mapping, retries and client-side rate limiting.
 
+mod common;
+
 use fas_flyapi::{
     Client, ClientConfig, CreateMachineRequest, DestroyOptions, DestroyParam, Error, LeaseRequest,
     ListMachinesOptions, MachineConfig, MachineState, RetryPolicy, StopRequest, WaitOptions,
@@ -20,21 +22,11 @@ fn fixture(name: &str) -> Value {
 }
 
 fn config(server: &MockServer) -> ClientConfig {
-    let mut cfg = ClientConfig::new(TOKEN);
-    cfg.machines_base_url = server.uri();
-    cfg.graphql_base_url = server.uri();
-    cfg.retry = RetryPolicy {
-        max_attempts: 4,
-        initial_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_total: Duration::from_secs(5),
-    };
-    cfg.timeout = Duration::from_secs(2);
-    cfg
+    common::config_with_token(server, TOKEN)
 }
 
 fn client(server: &MockServer) -> Client {
-    Client::new(config(server)).unwrap()
+    common::client_with_token(server, TOKEN)
 }
 
 /// Exact `Authorization` match (wiremock's `header` matcher splits values on commas).
