@@ -445,10 +445,20 @@ fn log_plan(
     let evaluated =
         held.then(|| tracing::field::display(serde_json::to_string(evaluated).unwrap_or_default()));
     let actions = serde_json::to_string(&plan.actions).unwrap_or_default();
+    let in_state = |s: &str| plan.counts.by_state.get(s).copied().unwrap_or(0);
+    // Flat fields for log queries (the Go line had app, started/stopped counts and targets);
+    // the JSON strings carry the whole picture.
+    let bound = |b: &Option<Bounds>, min: bool| b.as_ref().map(|b| if min { b.min } else { b.max });
     info!(
         app,
         started = plan.counts.started,
+        stopped = in_state("stopped"),
+        suspended = in_state("suspended"),
         created = plan.counts.created,
+        min_started = bound(&plan.targets.started, true),
+        max_started = bound(&plan.targets.started, false),
+        min_created = bound(&plan.targets.created, true),
+        max_created = bound(&plan.targets.created, false),
         metrics = %metrics,
         counts = %counts,
         targets = %targets,
