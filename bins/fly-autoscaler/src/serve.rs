@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use fas_collect::Collector;
 use fas_flyapi::{Client, ClientConfig, ListMachinesOptions};
 use fas_reconcile::{
-    Bounds, ExecPolicy, Outcome, Plan, RegionCursor, Report, TargetHistory, Targets,
+    Bounds, ExecPolicy, NoteKind, Outcome, Plan, PlanKind, RegionCursor, Report, TargetHistory,
+    Targets,
 };
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
@@ -485,11 +486,35 @@ fn log_report(app: &str, report: &Report) {
     }
 }
 
+/// After a tick that changed the fleet but left a step for later (a create or destroy, which
+/// preempts starts and stops as in the Go version, or a plan cut by a per-tick cap), the app is
+/// reconciled again after this delay (or the interval, if shorter) instead of a whole interval.
+pub const FOLLOW_UP: Duration = Duration::from_secs(2);
+
+impl TickOutcome {
+    /// Whether the app should be reconciled again soon: the tick made progress (at least one
+    /// action succeeded, so a failing API is never hammered) and left work for another step.
+    pub fn wants_follow_up(&self) -> bool {
+        let progressed = self
+            .report
+            .outcomes
+            .iter()
+            .any(|o| matches!(o.result, Outcome::Ok));
+        let more = matches!(self.plan.kind(), PlanKind::Create | PlanKind::Destroy)
+            || self.plan.notes.iter().any(|n| n.kind == NoteKind::Capped);
+        progressed && more
+    }
+}
+
 /// Runs the loop until `shutdown` is cancelled. Returns once the tick in progress has drained.
 pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let cfg = reconciler.config.clone();
     let mut interval = tokio::time::interval(cfg.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let follow_up_delay = FOLLOW_UP.min(cfg.interval);
+    let follow_up_timer = tokio::time::sleep(follow_up_delay);
+    tokio::pin!(follow_up_timer);
+    let mut follow_up: Vec<String> = Vec::new();
     let mut apps: Vec<String> = Vec::new();
     let mut apps_refreshed: Option<tokio::time::Instant> = None;
     let mut tick: u64 = 0;
@@ -501,45 +526,66 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
         "reconciliation loop started"
     );
     loop {
-        tokio::select! {
+        let (batch, is_follow_up) = tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = interval.tick() => {}
-        }
-        tick += 1;
-        let due = apps_refreshed.is_none_or(|t| t.elapsed() >= cfg.app_list_refresh_interval);
-        if due {
-            match reconciler.list_apps().await {
-                Ok(list) => {
-                    if list != apps {
-                        info!(apps = %list.join(","), "app list");
+            _ = interval.tick() => {
+                let due = apps_refreshed.is_none_or(|t| t.elapsed() >= cfg.app_list_refresh_interval);
+                if due {
+                    match reconciler.list_apps().await {
+                        Ok(list) => {
+                            if list != apps {
+                                info!(apps = %list.join(","), "app list");
+                            }
+                            apps = list;
+                            apps_refreshed = Some(tokio::time::Instant::now());
+                        }
+                        Err(e) => {
+                            warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list")
+                        }
                     }
-                    apps = list;
-                    apps_refreshed = Some(tokio::time::Instant::now());
                 }
-                Err(e) => {
-                    warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list")
-                }
+                follow_up.clear();
+                (apps.clone(), false)
             }
-        }
+            () = &mut follow_up_timer, if !follow_up.is_empty() => (std::mem::take(&mut follow_up), true),
+        };
+        tick += 1;
         let concurrency = cfg.concurrency.max(1);
-        futures_util::stream::iter(apps.iter().cloned())
+        follow_up = futures_util::stream::iter(batch)
             .map(|app| {
                 let reconciler = reconciler.clone();
                 let shutdown = shutdown.clone();
-                let span = info_span!("tick", app = %app, tick);
+                let span = info_span!("tick", app = %app, tick, follow_up = is_follow_up);
                 async move {
-                    match reconciler.reconcile(&app, &shutdown).await {
-                        Ok(_) => {}
-                        Err(e @ TickError::DeployInProgress { .. }) => warn!(error = %e, "skipped"),
-                        Err(e @ TickError::ShuttingDown) => info!(reason = %e, "skipped"),
-                        Err(e) => error!(error = %error_chain(&e), "reconciliation failed; nothing was changed by this step"),
-                    }
+                    let again = match reconciler.reconcile(&app, &shutdown).await {
+                        Ok(outcome) => outcome.wants_follow_up(),
+                        Err(e @ TickError::DeployInProgress { .. }) => {
+                            warn!(error = %e, "skipped");
+                            false
+                        }
+                        Err(e @ TickError::ShuttingDown) => {
+                            info!(reason = %e, "skipped");
+                            false
+                        }
+                        Err(e) => {
+                            error!(error = %error_chain(&e), "reconciliation failed; nothing was changed by this step");
+                            false
+                        }
+                    };
+                    again.then_some(app)
                 }
                 .instrument(span)
             })
             .buffer_unordered(concurrency)
-            .collect::<()>()
+            .filter_map(std::future::ready)
+            .collect()
             .await;
+        if !follow_up.is_empty() {
+            debug!(apps = %follow_up.join(","), delay = ?follow_up_delay, "follow-up tick scheduled");
+            follow_up_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + follow_up_delay);
+        }
     }
     info!("reconciliation loop stopped");
     Ok(())

@@ -741,3 +741,45 @@ async fn leased_machines_are_not_forced() {
     .await;
     fas.stop().await;
 }
+
+/// Go takes one kind of step per tick (a create preempts the starts). A tick that created machines
+/// is followed by a follow-up tick two seconds later, not a whole interval later, so the starts
+/// that the same targets need come at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_is_followed_up_by_the_starts_without_waiting_an_interval() {
+    let sim = sim().await;
+    sim.add_machine("web", MachineSpec::new().region("iad"));
+    let prom = FakeProm::start(PromAnswer::Value(30.0)).await;
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(&mut env, "FAS_INTERVAL", "60s");
+    set(&mut env, "FAS_INITIAL_MACHINE_STATE", "stopped");
+    set(
+        &mut env,
+        "FAS_CREATED_MACHINE_COUNT",
+        "ceil(queue_depth / 10)",
+    );
+    let mut fas = Fas::spawn(&["serve"], &env);
+
+    // The wait (20 s at most) is shorter than the 60 s interval: only a follow-up tick can pass.
+    wait_until(&mut fas, "3 machines started", || {
+        sim.count_in_state("web", "started") == 3
+    })
+    .await;
+    let lines = fas.lines_with_message("reconcile");
+    let decisions: Vec<(&str, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["decision"].as_str().unwrap_or_default(),
+                l["span"]["follow_up"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &decisions[..2],
+        [("create", false), ("start", true)],
+        "{decisions:?}"
+    );
+    assert_eq!(sim.count_route("create"), 2);
+    fas.stop().await;
+}
