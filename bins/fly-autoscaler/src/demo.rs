@@ -3,7 +3,6 @@
 //! curve that rises and falls. It prints the fleet once a second and ends by itself.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::f64::consts::PI;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +11,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use fas_flysim::{MachineSpec, SimConfig, Simulator};
 use http_body_util::Full;
-use hyper::{Request, Response};
+use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Purpose, Sources};
+use crate::http::response;
 use crate::serve::{self, Reconciler};
 
 const APP: &str = "demo-app";
@@ -34,39 +34,20 @@ pub fn load_at(elapsed: Duration, total: Duration) -> f64 {
     (BASE + shaped * (PEAK - BASE)).round()
 }
 
-/// Serves `/api/v1/query` answering every query with the current synthetic value.
-async fn serve_metric(listener: TcpListener, started: tokio::time::Instant, total: Duration) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let value = load_at(started.elapsed(), total);
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or_default();
-                    let body = serde_json::json!({
-                        "status": "success",
-                        "data": {"resultType": "vector", "result": [
-                            {"metric": {"app": APP}, "value": [now, value.to_string()]}
-                        ]}
-                    });
-                    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-                    resp.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("application/json"),
-                    );
-                    async move { Ok::<_, Infallible>(resp) }
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+/// The Prometheus query API answer: one sample with the current synthetic value.
+fn metric_response(started: tokio::time::Instant, total: Duration) -> Response<Full<Bytes>> {
+    let value = load_at(started.elapsed(), total);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "status": "success",
+        "data": {"resultType": "vector", "result": [
+            {"metric": {"app": APP}, "value": [now, value.to_string()]}
+        ]}
+    });
+    response(StatusCode::OK, "application/json", body.to_string())
 }
 
 /// The environment the demo's `serve` loop is configured with (exactly what a user would set).
@@ -122,7 +103,10 @@ pub async fn run(duration: &str) -> anyhow::Result<()> {
     let prom = TcpListener::bind("127.0.0.1:0").await?;
     let prom_url = format!("http://{}", prom.local_addr()?);
     let started = tokio::time::Instant::now();
-    let metric = tokio::spawn(serve_metric(prom, started, total));
+    let metric_stop = CancellationToken::new();
+    let metric = tokio::spawn(crate::http::serve(prom, metric_stop.clone(), move |_req| {
+        metric_response(started, total)
+    }));
 
     let sources = Sources {
         env: demo_env(&sim, &prom_url),
@@ -155,7 +139,8 @@ pub async fn run(duration: &str) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), loop_task).await;
-    metric.abort();
+    metric_stop.cancel();
+    let _ = metric.await;
     let requests = sim.request_log();
     let rate_limited = requests.iter().filter(|r| r.status == 429).count();
     println!(

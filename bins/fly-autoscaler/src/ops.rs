@@ -2,12 +2,11 @@
 //! where Fly API machines become planner machines.
 
 use std::collections::HashMap;
-use tokio::time::Instant;
 
 use fas_flyapi::{Client, CreateMachineRequest, DestroyOptions, StopRequest};
 use fas_reconcile::{MachineOps, OpError, OpErrorKind};
 
-use crate::telemetry::record_api_call;
+use crate::telemetry::timed_api_call;
 
 /// Converts a listed Fly machine into the planner's domain type.
 pub fn to_domain(m: &fas_flyapi::Machine) -> fas_reconcile::Machine {
@@ -89,10 +88,7 @@ async fn timed<T>(
     op: &'static str,
     call: impl Future<Output = Result<T, fas_flyapi::Error>>,
 ) -> Result<T, OpError> {
-    let started = Instant::now();
-    let result = call.await;
-    record_api_call(op, started.elapsed(), result.is_ok());
-    result.map_err(op_error)
+    timed_api_call(op, call).await.map_err(op_error)
 }
 
 #[async_trait::async_trait]

@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use fas_collect::Collector;
 use fas_flyapi::{Client, ClientConfig, ListMachinesOptions};
 use fas_reconcile::{
-    Bounds, ExecPolicy, NoteKind, Outcome, Plan, PlanKind, RegionCursor, Report, TargetHistory,
-    Targets,
+    ActionKind, Bounds, ExecPolicy, NoteKind, Outcome, Plan, PlanKind, RegionCursor, Report,
+    TargetHistory, Targets,
 };
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
@@ -316,9 +316,7 @@ impl Reconciler {
         &self,
         app: &str,
     ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
-        let t = Instant::now();
-        let release = self.client.current_release(app).await;
-        m::record_api_call("current_release", t.elapsed(), release.is_ok());
+        let release = m::timed_api_call("current_release", self.client.current_release(app)).await;
         if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
             && r.in_progress()
         {
@@ -332,12 +330,12 @@ impl Reconciler {
         let targets = evaluate(&self.config, &values)?;
         record_targets(app, &targets);
 
-        let t = Instant::now();
-        let listed = self
-            .client
-            .list_machines(app, &ListMachinesOptions::default())
-            .await;
-        m::record_api_call("list", t.elapsed(), listed.is_ok());
+        let listed = m::timed_api_call(
+            "list",
+            self.client
+                .list_machines(app, &ListMachinesOptions::default()),
+        )
+        .await;
         let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
         Ok((values, targets, listed))
     }
@@ -350,9 +348,7 @@ impl Reconciler {
         }
         let org = cfg.org.as_deref().context("organization required")?;
         let pattern = wildcard_regex(&cfg.app_name)?;
-        let t = Instant::now();
-        let apps = self.client.org_apps(org).await;
-        m::record_api_call("org_apps", t.elapsed(), apps.is_ok());
+        let apps = m::timed_api_call("org_apps", self.client.org_apps(org)).await;
         let mut names: Vec<String> = apps
             .with_context(|| format!("listing the apps of organization `{org}`"))?
             .into_iter()
@@ -401,32 +397,22 @@ fn record_report(app: &str, plan: &Plan, report: &Report) {
     if plan.kind() == fas_reconcile::PlanKind::NoScale || !plan.actions.is_empty() {
         metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
     }
-    use fas_reconcile::Action;
-    for o in &report.outcomes {
-        let status = match o.result {
-            Outcome::Ok => "ok",
-            Outcome::Failed(_) => "failed",
-            Outcome::Skipped => "skipped",
-        };
-        // The Go counters keep their exact labels (status ok|failed only; a skipped action was
-        // never attempted); the new ones carry the app.
-        let go_name = match o.action {
-            Action::Start { .. } => Some(m::MACHINE_START_COUNT),
-            Action::Stop { .. } => Some(m::MACHINE_STOP_COUNT),
-            _ => None,
-        };
-        if let Some(name) = go_name {
-            if status != "skipped" {
-                metrics::counter!(name, "status" => status).increment(1);
-            }
-            continue;
+    let stats = report.stats();
+    // The Go counters keep their exact labels (status ok|failed; a skipped action was never
+    // attempted); the others carry the app and count skipped actions too.
+    for kind in [ActionKind::Start, ActionKind::Stop] {
+        let s = stats.of(kind);
+        let name = m::machine_count_metric(kind);
+        metrics::counter!(name, "status" => "ok").increment(u64::from(s.ok));
+        metrics::counter!(name, "status" => "failed").increment(u64::from(s.failed));
+    }
+    for kind in [ActionKind::Create, ActionKind::Destroy, ActionKind::Suspend] {
+        let s = stats.of(kind);
+        let name = m::machine_count_metric(kind);
+        for (status, n) in [("ok", s.ok), ("failed", s.failed), ("skipped", s.skipped)] {
+            metrics::counter!(name, "app" => app.to_owned(), "status" => status)
+                .increment(u64::from(n));
         }
-        let name = match o.action {
-            Action::Create { .. } => m::MACHINE_CREATE_COUNT,
-            Action::Destroy { .. } => m::MACHINE_DESTROY_COUNT,
-            _ => m::MACHINE_SUSPEND_COUNT,
-        };
-        metrics::counter!(name, "app" => app.to_owned(), "status" => status).increment(1);
     }
 }
 
@@ -477,10 +463,10 @@ fn log_plan(
 fn log_report(app: &str, report: &Report) {
     for o in &report.outcomes {
         match &o.result {
-            Outcome::Ok => debug!(app, action = ?o.action, "action done"),
-            Outcome::Failed(e) => error!(app, action = ?o.action, error = %e, "action failed"),
+            Outcome::Ok => debug!(app, action = %o.action, "action done"),
+            Outcome::Failed(e) => error!(app, action = %o.action, error = %e, "action failed"),
             Outcome::Skipped => {
-                warn!(app, action = ?o.action, "action skipped (deadline or shutdown)")
+                warn!(app, action = %o.action, "action skipped (deadline or shutdown)")
             }
         }
     }

@@ -4,7 +4,6 @@
 //! `fas_machine_stop_count`) keep their exact names and labels. Everything else is new and carries
 //! an `app` label.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,6 +15,8 @@ use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::http::response;
 
 /// Go name: reconciliations by outcome (`status` = create, destroy, start, stop, no_scale).
 pub const RECONCILE_COUNT: &str = "fas_reconcile_count";
@@ -91,11 +92,29 @@ fn describe() {
     );
 }
 
-/// Records one Fly API call's latency and, when it failed, a failure.
-pub fn record_api_call(op: &'static str, elapsed: Duration, ok: bool) {
-    metrics::histogram!(API_CALL_DURATION, "op" => op).record(elapsed.as_secs_f64());
-    if !ok {
+/// Awaits one Fly API call, recording its latency and, when it failed, a failure.
+pub async fn timed_api_call<T, E>(
+    op: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = tokio::time::Instant::now();
+    let result = call.await;
+    metrics::histogram!(API_CALL_DURATION, "op" => op).record(started.elapsed().as_secs_f64());
+    if result.is_err() {
         metrics::counter!(API_CALL_FAILURES, "op" => op).increment(1);
+    }
+    result
+}
+
+/// The counter of one kind of machine call (the Go names for start and stop).
+pub const fn machine_count_metric(kind: fas_reconcile::ActionKind) -> &'static str {
+    use fas_reconcile::ActionKind as K;
+    match kind {
+        K::Start => MACHINE_START_COUNT,
+        K::Stop => MACHINE_STOP_COUNT,
+        K::Create => MACHINE_CREATE_COUNT,
+        K::Destroy => MACHINE_DESTROY_COUNT,
+        K::Suspend => MACHINE_SUSPEND_COUNT,
     }
 }
 
@@ -130,42 +149,14 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: Ca
             }
         })
     };
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let handle = handle.clone();
-                async move { Ok::<_, Infallible>(route(&req, &handle)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    crate::http::serve(listener, shutdown, move |req| route(req, &handle)).await;
     upkeep.abort();
 }
 
 fn route(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    resp
+    match req.uri().path() {
+        "/metrics" => response(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+        "/healthz" => response(StatusCode::OK, "text/plain", "ok\n"),
+        _ => response(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
 }

@@ -94,8 +94,11 @@ impl Action {
             | Self::Suspend { id } => Some(id),
         }
     }
+}
 
-    fn describe(&self) -> String {
+/// `start m1`, `create from m1 in iad (skip_launch)`: the text of the plan table and the logs.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Create {
                 source,
@@ -103,12 +106,12 @@ impl Action {
                 skip_launch,
             } => {
                 let stopped = if *skip_launch { " (skip_launch)" } else { "" };
-                format!("create from {source} in {region}{stopped}")
+                write!(f, "create from {source} in {region}{stopped}")
             }
-            Self::Destroy { id } => format!("destroy {id}"),
-            Self::Start { id } => format!("start {id}"),
-            Self::Stop { id } => format!("stop {id}"),
-            Self::Suspend { id } => format!("suspend {id}"),
+            Self::Destroy { id } => write!(f, "destroy {id}"),
+            Self::Start { id } => write!(f, "start {id}"),
+            Self::Stop { id } => write!(f, "stop {id}"),
+            Self::Suspend { id } => write!(f, "suspend {id}"),
         }
     }
 }
@@ -299,10 +302,10 @@ fn render_actions(out: &mut String, title: &str, actions: &[PlannedAction]) {
     let _ = writeln!(out, "{title}:");
     let width = actions
         .iter()
-        .map(|a| a.action.describe().len())
+        .map(|a| a.action.to_string().len())
         .max()
         .unwrap_or(0);
     for a in actions {
-        let _ = writeln!(out, "  {:<width$}  {}", a.action.describe(), a.reason);
+        let _ = writeln!(out, "  {:<width$}  {}", a.action.to_string(), a.reason);
     }
 }
