@@ -171,6 +171,10 @@ pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targe
     })
 }
 
+/// How long machine calls already in flight at an app's deadline may still take: one Fly API
+/// request timeout (10 s by default) plus margin. Past it the tick is abandoned.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(15);
+
 /// Shared state of the loop.
 #[derive(Debug)]
 pub struct Reconciler {
@@ -221,12 +225,13 @@ impl Reconciler {
     ) -> Result<TickOutcome, TickError> {
         let started = Instant::now();
         let timeout = self.config.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        // The hard bound leaves in-flight machine calls time to answer after the deadline.
-        let hard = timeout + Duration::from_secs(15);
-        let result = tokio::time::timeout(hard, self.reconcile_inner(app, deadline, shutdown))
-            .await
-            .unwrap_or(Err(TickError::Timeout(timeout)));
+        let deadline = started + timeout;
+        let result = tokio::time::timeout(
+            timeout + IN_FLIGHT_GRACE,
+            self.reconcile_inner(app, deadline, shutdown),
+        )
+        .await
+        .unwrap_or(Err(TickError::Timeout(timeout)));
         metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
             .record(started.elapsed().as_secs_f64());
         let status = match &result {

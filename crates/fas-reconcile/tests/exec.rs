@@ -461,6 +461,21 @@ fn op_error_keeps_kind_message_and_source() {
     );
 }
 
+/// The plan for machines `(id, state)` and a started target of exactly `started`.
+fn plan_started(ids_states: &[(&str, &str)], started: u32) -> fas_reconcile::Plan {
+    let targets = fas_reconcile::Targets {
+        created: None,
+        started: Some(fas_reconcile::Bounds::exactly(started)),
+    };
+    fas_reconcile::plan(
+        &stopped_or_started(ids_states),
+        &targets,
+        &Default::default(),
+        Default::default(),
+        SystemTime::UNIX_EPOCH,
+    )
+}
+
 fn stopped_or_started(ids_states: &[(&str, &str)]) -> Vec<fas_reconcile::Machine> {
     ids_states
         .iter()
@@ -482,22 +497,14 @@ fn stopped_or_started(ids_states: &[(&str, &str)]) -> Vec<fas_reconcile::Machine
 async fn go_start_failed_end_to_end() {
     let mut fake = Fake::new();
     fake.fail.insert("2".into());
-    let machines = stopped_or_started(&[
-        ("1", "stopped"),
-        ("2", "stopped"),
-        ("3", "stopped"),
-        ("4", "stopped"),
-    ]);
-    let targets = fas_reconcile::Targets {
-        created: None,
-        started: Some(fas_reconcile::Bounds::exactly(2)),
-    };
-    let p = fas_reconcile::plan(
-        &machines,
-        &targets,
-        &Default::default(),
-        Default::default(),
-        SystemTime::UNIX_EPOCH,
+    let p = plan_started(
+        &[
+            ("1", "stopped"),
+            ("2", "stopped"),
+            ("3", "stopped"),
+            ("4", "stopped"),
+        ],
+        2,
     );
     let report = execute(&fake, &p, &ExecPolicy::sequential(), std::future::pending()).await;
     assert_eq!(fake.calls(), ["start 1", "start 2", "start 3"]);
@@ -511,22 +518,14 @@ async fn go_start_failed_end_to_end() {
 async fn go_stop_failed_end_to_end() {
     let mut fake = Fake::new();
     fake.fail.insert("2".into());
-    let machines = stopped_or_started(&[
-        ("1", "started"),
-        ("2", "started"),
-        ("3", "started"),
-        ("4", "stopped"),
-    ]);
-    let targets = fas_reconcile::Targets {
-        created: None,
-        started: Some(fas_reconcile::Bounds::exactly(1)),
-    };
-    let p = fas_reconcile::plan(
-        &machines,
-        &targets,
-        &Default::default(),
-        Default::default(),
-        SystemTime::UNIX_EPOCH,
+    let p = plan_started(
+        &[
+            ("1", "started"),
+            ("2", "started"),
+            ("3", "started"),
+            ("4", "stopped"),
+        ],
+        1,
     );
     assert_eq!(p.kind(), PlanKind::Stop);
     let report = execute(&fake, &p, &ExecPolicy::sequential(), std::future::pending()).await;
