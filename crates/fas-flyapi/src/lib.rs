@@ -64,7 +64,9 @@
 //! [`RateLimitPolicy`] keeps each (action, key) within Fly's published budget so a healthy
 //! run sees no 429: start/stop/suspend/destroy/wait/lease 1/s burst 3 per machine id; create
 //! 1/s burst 3 per app; get 5/s burst 10 per machine id; list machines 1/s burst 3 per app and
-//! REST list apps 1/s burst 3 per org. GraphQL is not limited. A request that finds its bucket
+//! REST list apps 1/s burst 3 per org. The defaults pace 10 % under these rates (0.9/s, 4.5/s):
+//! the server's bucket starts when the first request arrives, after the client's connect, so a
+//! request paced exactly on time could land early. GraphQL is not limited. A request that finds its bucket
 //! empty waits (with `tokio::time`) for its token; if the wait would exceed `max_wait`
 //! (default 30 s) it fails with [`Error::LocalRateLimit`] instead. Buckets are evicted once
 //! full again (then they are equivalent to new ones), keeping memory bounded.
