@@ -22,13 +22,14 @@
 //! 2. At most one kind of action per tick, checked in the Go order: create if
 //!    created < min created; else destroy if created > max created; else start if
 //!    started < min started; else stop if started > max started; else no scale.
-//!    Created bounds are clamped to ≥ 1, so the last machine is never destroyed.
+//!    Created bounds are clamped to ≥ 1, so the last machine is never destroyed (machines on
+//!    their way out are not counted, so they never stand in for it).
 //! 3. Create clones a source machine (the binary sets the config's image to the full image
 //!    ref); regions go round-robin over [`Policy::regions`] from the [`RegionCursor`] passed in,
 //!    and [`Plan::next_cursor`] is where the next tick continues; with no regions, the source's
 //!    region. `skip_launch` when [`Policy::initial_state`] is `stopped`.
-//! 4. Destroy candidates: `stopped`, then `created`, then `suspended`, then `started`; within a
-//!    state, machines without a config first, then lowest id.
+//! 4. Destroy candidates: `failed`, then `stopped`, then `created`, then `suspended`, then
+//!    `started`; within a state, machines without a config first, then lowest id.
 //! 5. Start lowest id first (suspended before stopped); stop lowest id first.
 //!
 //! Better than Go: every state is classified on purpose (table below); suspended machines are
@@ -37,33 +38,44 @@
 //! by the greatest id), not the first listed; [`ActionLimits`] caps actions per tick (creates
 //! and destroys default to 10); start/stop plans carry [`Plan::spares`] that the executor uses
 //! one-for-one when an action fails (as Go tried the next candidate), never exceeding the
-//! target; no machine gets two actions in one plan.
+//! target; no machine gets two actions in one plan; `failed` machines are the first to go
+//! when created > max (Go never destroyed them); machines on their way out are not counted, so
+//! one being destroyed can no longer let the last staying machine be destroyed (Go counted
+//! every state).
 //!
 //! # Machine states
 //!
 //! | state | counts toward created | counts toward started | may be |
 //! |---|---|---|---|
-//! | `created` | yes | no | destroyed (2nd choice) |
+//! | `created` | yes | no | destroyed (3rd choice) |
 //! | `starting` | yes | yes | nothing (not started again, not stopped) |
 //! | `started` | yes | yes | stopped/suspended; destroyed (last choice) |
 //! | `stopping` | yes | no | nothing (not stopped again) |
-//! | `stopped` | yes | no | started (after suspended); destroyed (1st choice) |
+//! | `stopped` | yes | no | started (after suspended); destroyed (2nd choice) |
 //! | `suspending` | yes | no | nothing |
-//! | `suspended` | yes | no | started (1st choice: resumes faster); destroyed (3rd choice) |
-//! | `destroying`, `destroyed`, `replacing`, `failed` | no | no | nothing |
-//! | `Other(_)` (`creating`, `restarting`, `updating`, ...) | yes | no | nothing; a note names the state |
+//! | `suspended` | yes | no | started (1st choice: resumes faster); destroyed (4th choice) |
+//! | `failed` | yes | no | destroyed (1st choice); never started, stopped or cloned |
+//! | `replacing`, `updating` | yes | no | nothing (an update is in progress); never cloned |
+//! | `destroying`, `destroyed`, `launch_failed`, `replaced`, `migrated` | no ([`StateClass::Leaving`]) | no | nothing; never cloned |
+//! | `Other(_)` (`creating`, `restarting`, ...) | yes | no | nothing; never cloned; a note names the state |
 //!
-//! `created` is usually a launch in progress, so it is counted but not started. Unrecognised
-//! states are counted toward created (the machine exists, so creating another would overshoot)
-//! but never acted on. The table is [`MachineState::class`] plus the candidate lists in
-//! `plan.rs`; the fixture tests in `tests/plan_fixtures.rs` pin each row.
+//! Every state of a machine that will still exist after the tick counts toward created, as in
+//! Go: a machine not counted is cloned again (a `failed` clone every tick, a `replacing` one
+//! until its update ends). `created` is usually a launch in progress, so it is counted but not
+//! started. Unrecognised states are counted too but never acted on. States on their way out
+//! ([`StateClass::Leaving`]) count toward nothing, so the created ≥ 1 rule is always about a
+//! machine that stays. [`Counts::failed`] tells the binary how many counted machines are
+//! `failed`. The table is [`MachineState::class`] plus the candidate lists in `plan.rs`; the
+//! fixture tests in `tests/plan_fixtures.rs` pin each row.
 //!
 //! # Invariants and the tests that guard them
 //!
 //! Property tests (`tests/plan_props.rs`): started never pushed above max nor stopped below it;
-//! created never below 1; never more destroys than the excess; no started machine destroyed
-//! while a stopped or created one stays; at most one action (or spare) per machine, so never a
-//! start and a stop of the same id; never an action on another group or an unreachable host;
+//! created never below 1, counting only machines not on their way out; never more destroys
+//! than the excess; no started machine destroyed while a failed, stopped or created one stays;
+//! an update in progress never acted on; a clone source never `failed`, updating, on its way
+//! out or unknown; at most one action (or spare) per machine, so never a start and a stop of
+//! the same id; never an action on another group or an unreachable host;
 //! the same plan for any order of the input. Snapshot tests: every Go reconciler case and the
 //! state table in `tests/plan_fixtures.rs`, the better-than-Go rules in `tests/plan_rules.rs`.
 //! Executor tests (`tests/exec.rs`): bounded concurrency, outcomes in plan order, failures

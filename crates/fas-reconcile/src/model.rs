@@ -24,15 +24,25 @@ pub enum MachineState {
     Suspending,
     /// Suspended; resumes faster than a stopped machine boots.
     Suspended,
-    /// Being destroyed.
+    /// Being destroyed: on its way out.
     Destroying,
-    /// Destroyed (only listed with `include_deleted`).
+    /// Destroyed (only listed with `include_deleted`, or briefly right after a destroy).
     Destroyed,
-    /// Being replaced by an update.
+    /// Being replaced by an update (`fly machine update`, a deploy); the update ends in
+    /// `started`, `stopped` or `created`.
     Replacing,
-    /// Failed to boot.
+    /// Failed to boot. Persistent until a start, stop or destroy (a clone that fails at boot
+    /// ends here).
     Failed,
-    /// Any other state string (`creating`, `restarting`, `updating`, `launch_failed`, ...), kept verbatim.
+    /// An update in place is in progress; it ends in `started`, `stopped` or `created`.
+    Updating,
+    /// A launch failed; moves on to `destroyed`.
+    LaunchFailed,
+    /// Terminal: an old version that an update replaced.
+    Replaced,
+    /// Terminal: the machine moved to another host.
+    Migrated,
+    /// Any other state string (`creating`, `restarting`, ...), kept verbatim.
     Other(String),
 }
 
@@ -51,6 +61,10 @@ impl MachineState {
             "destroyed" => Self::Destroyed,
             "replacing" => Self::Replacing,
             "failed" => Self::Failed,
+            "updating" => Self::Updating,
+            "launch_failed" => Self::LaunchFailed,
+            "replaced" => Self::Replaced,
+            "migrated" => Self::Migrated,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -69,23 +83,35 @@ impl MachineState {
             Self::Destroyed => "destroyed",
             Self::Replacing => "replacing",
             Self::Failed => "failed",
+            Self::Updating => "updating",
+            Self::LaunchFailed => "launch_failed",
+            Self::Replaced => "replaced",
+            Self::Migrated => "migrated",
             Self::Other(s) => s,
         }
     }
 
-    /// How the planner counts this state (the state table, in code).
+    /// How the planner counts this state (the counting half of the state table; which
+    /// states are acted on is decided by the candidate lists in `plan.rs`).
     pub fn class(&self) -> StateClass {
         match self {
             Self::Started | Self::Starting => StateClass::Started,
+            // Every state of a machine that will still exist after the tick counts toward
+            // created, as in Go: not counting one makes the planner clone another.
             Self::Created
             | Self::Stopping
             | Self::Stopped
             | Self::Suspending
             | Self::Suspended
+            | Self::Replacing
+            | Self::Updating
+            | Self::Failed
             | Self::Other(_) => StateClass::NotStarted,
-            Self::Destroying | Self::Destroyed | Self::Replacing | Self::Failed => {
-                StateClass::Ignored
-            }
+            Self::Destroying
+            | Self::Destroyed
+            | Self::LaunchFailed
+            | Self::Replaced
+            | Self::Migrated => StateClass::Leaving,
         }
     }
 }
@@ -116,8 +142,18 @@ pub enum StateClass {
     Started,
     /// Counts toward created, not toward started.
     NotStarted,
-    /// Counts toward nothing and is never acted on.
-    Ignored,
+    /// On its way out (`destroying`, `destroyed`, `launch_failed`, `replaced`, `migrated`):
+    /// counts toward nothing, is never acted on or cloned, and so never stands in for the last
+    /// machine of the group.
+    Leaving,
+}
+
+impl StateClass {
+    /// The old name of [`StateClass::Leaving`], the one class that counts toward nothing
+    /// (`replacing` and `failed`, once in it, now count toward created). Usable in patterns.
+    #[deprecated(note = "use `StateClass::Leaving`")]
+    #[allow(non_upper_case_globals)]
+    pub const Ignored: StateClass = StateClass::Leaving;
 }
 
 /// Whether the machine's host can be reached (`host_status`).

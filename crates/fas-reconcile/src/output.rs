@@ -171,6 +171,9 @@ pub enum NoteKind {
     UnknownState,
     /// The same id was listed twice; only the first is considered.
     DuplicateId,
+    /// Every machine of an earlier tick's creates ended `failed` (added by the binary, which
+    /// remembers its creates; the planner never raises it).
+    CreatesFailed,
 }
 
 /// Something the binary should log about this plan.
@@ -191,11 +194,15 @@ impl std::fmt::Display for Note {
 /// Current counts of the eligible machines (reachable, in the process group).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Machines counted toward created (every state except the ignored ones).
+    /// Machines counted toward created (every state except those on their way out:
+    /// `destroying`, `destroyed`, `launch_failed`, `replaced`, `migrated`).
     pub created: u32,
     /// Machines counted toward started (`started` + `starting`).
     pub started: u32,
-    /// Eligible machines per listed state (ignored states included).
+    /// Machines in `failed` (included in `created`): clones that failed at boot stay here, so
+    /// a create that keeps ending in failed machines shows up as `failed` growing.
+    pub failed: u32,
+    /// Eligible machines per listed state (states on their way out included).
     pub by_state: BTreeMap<String, u32>,
     /// Machines left out because their host is not `ok`.
     pub unreachable: u32,

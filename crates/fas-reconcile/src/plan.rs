@@ -65,7 +65,11 @@ pub fn plan(
                 counts.started += 1;
             }
             StateClass::NotStarted => counts.created += 1,
-            StateClass::Ignored => {}
+            // On its way out: it will not be there to count after the tick.
+            StateClass::Leaving => {}
+        }
+        if m.state == MachineState::Failed {
+            counts.failed += 1;
         }
         if let MachineState::Other(s) = &m.state {
             unknown_states.insert(s.as_str());
@@ -164,13 +168,36 @@ fn capped(need: u32, cap: Option<u32>, what: &str, notes: &mut Vec<Note>) -> usi
     }
 }
 
-/// The newest machine that can be cloned: counted, known state, has a config.
+/// Whether a machine in `state` may be cloned: a known state of a machine that booted or can
+/// boot with its config. Not `failed` (its config does not boot), not an update in progress
+/// (the config is about to change), not a machine on its way out, not an unknown state.
+fn clonable(state: &MachineState) -> bool {
+    match state {
+        MachineState::Created
+        | MachineState::Starting
+        | MachineState::Started
+        | MachineState::Stopping
+        | MachineState::Stopped
+        | MachineState::Suspending
+        | MachineState::Suspended => true,
+        MachineState::Failed
+        | MachineState::Replacing
+        | MachineState::Updating
+        | MachineState::Destroying
+        | MachineState::Destroyed
+        | MachineState::LaunchFailed
+        | MachineState::Replaced
+        | MachineState::Migrated
+        | MachineState::Other(_) => false,
+    }
+}
+
+/// The newest machine that can be cloned: a clonable state, has a config.
 fn clone_source<'m>(eligible: &[&'m Machine]) -> Option<&'m Machine> {
     eligible
         .iter()
         .copied()
-        .filter(|m| m.has_config && m.state.class() != StateClass::Ignored)
-        .filter(|m| !matches!(m.state, MachineState::Other(_)))
+        .filter(|m| m.has_config && clonable(&m.state))
         .max_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
@@ -239,7 +266,10 @@ fn in_state<'m>(eligible: &[&'m Machine], state: &MachineState) -> Vec<&'m Machi
 
 fn plan_destroys(out: &mut Plan, eligible: &[&Machine], policy: &Policy, created: u32, max: u32) {
     let excess = created - max;
+    // `failed` first: it serves nothing and, as a clone that failed at boot, would otherwise
+    // stay counted while a working machine goes.
     let order = [
+        MachineState::Failed,
         MachineState::Stopped,
         MachineState::Created,
         MachineState::Suspended,

@@ -432,26 +432,6 @@ fn stopping_is_not_a_start_candidate() {
 }
 
 #[test]
-fn ignored_states_neither_counted_nor_acted_on() {
-    check(
-        "1 destroying
-         2 destroyed
-         3 replacing
-         4 failed
-         5 stopped
-         created 1
-         started 1",
-        expect![[r#"
-            step: start
-            counts: created 1, started 0; by state: destroyed 1, destroying 1, failed 1, replacing 1, stopped 1; excluded: 0 unreachable, 0 other group
-            targets: created 1..1, started 1..1
-            actions:
-              start 5  stopped; started 0 < min 1
-            cursor: 0"#]],
-    );
-}
-
-#[test]
 fn created_state_counts_but_is_not_started() {
     check(
         "1 created
@@ -488,16 +468,264 @@ fn unknown_state_counted_as_created_and_noted() {
 #[test]
 fn unknown_state_not_destroyed() {
     check(
-        "1 updating
+        "1 restarting
          2 started
          created 1",
         expect![[r#"
             step: destroy
-            counts: created 2, started 1; by state: started 1, updating 1; excluded: 0 unreachable, 0 other group
+            counts: created 2, started 1; by state: restarting 1, started 1; excluded: 0 unreachable, 0 other group
             targets: created 1..1, started -
             actions:
               destroy 2  started; created 2 > max 1
-            note: unrecognised state `updating`: counted as created, not started; left alone
+            note: unrecognised state `restarting`: counted as created, not started; left alone
+            cursor: 0"#]],
+    );
+}
+
+// `failed`: counted as created, not started; destroyed first; never started or cloned.
+
+#[test]
+fn failed_clones_count_as_created_no_recreate_loop() {
+    // Two clones failed at boot. Not counting them made every tick create two more.
+    check(
+        "1 started t=2024-01-01T00:00:00Z
+         2 failed t=2024-01-02T00:00:00Z
+         3 failed t=2024-01-02T00:00:00Z
+         created 3",
+        expect![[r#"
+            step: no_scale
+            counts: created 3, started 1; by state: failed 2, started 1; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn failed_destroyed_before_stopped() {
+    check(
+        "1 stopped
+         2 failed
+         3 started
+         4 failed noconfig
+         created 2",
+        expect![[r#"
+            step: destroy
+            counts: created 4, started 1; by state: failed 2, started 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions:
+              destroy 4  failed; created 4 > max 2
+              destroy 2  failed; created 4 > max 2
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn failed_is_neither_started_nor_stopped() {
+    check(
+        "1 failed
+         2 stopped
+         started 2",
+        expect![[r#"
+            step: start
+            counts: created 2, started 0; by state: failed 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 2..2
+            actions:
+              start 2  stopped; started 0 < min 2
+            note: not enough stopped machines available to reach target, please create more machines: 2 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn failed_is_not_a_clone_source() {
+    check(
+        "1 stopped t=2024-01-01T00:00:00Z
+         2 failed t=2024-01-02T00:00:00Z
+         created 3",
+        expect![[r#"
+            step: create
+            counts: created 2, started 0; by state: failed 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 3..3, started -
+            actions:
+              create from 1 in iad  created 2 < min 3
+            cursor: 0"#]],
+    );
+}
+
+// `replacing` and `updating` (an update in progress): counted as created, not started; left
+// alone.
+
+#[test]
+fn replacing_machine_counts_no_extra_clone() {
+    // Not counting it cloned one more machine, destroyed again when the update ended.
+    check(
+        "1 started
+         2 replacing
+         created 2",
+        expect![[r#"
+            step: no_scale
+            counts: created 2, started 1; by state: replacing 1, started 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn updating_machine_counts_no_extra_clone() {
+    check(
+        "1 started
+         2 updating
+         created 2",
+        expect![[r#"
+            step: no_scale
+            counts: created 2, started 1; by state: started 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created 2..2, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn replacing_and_updating_never_destroyed() {
+    check(
+        "1 replacing
+         2 updating
+         3 stopped
+         created 1",
+        expect![[r#"
+            step: destroy
+            counts: created 3, started 0; by state: replacing 1, stopped 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions:
+              destroy 3  stopped; created 3 > max 1
+            note: 2 machines over max 1 but only 1 can be destroyed (transient and unrecognised states are left alone)
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn replacing_and_updating_never_started() {
+    check(
+        "1 replacing
+         2 updating
+         3 stopped
+         started 3",
+        expect![[r#"
+            step: start
+            counts: created 3, started 0; by state: replacing 1, stopped 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 3..3
+            actions:
+              start 3  stopped; started 0 < min 3
+            note: not enough stopped machines available to reach target, please create more machines: 3 needed, 1 stopped or suspended
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn replacing_and_updating_never_stopped() {
+    check(
+        "1 replacing
+         2 updating
+         3 started
+         started 0",
+        expect![[r#"
+            step: stop
+            counts: created 3, started 1; by state: replacing 1, started 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created -, started 0..0
+            actions:
+              stop 3  started 1 > max 0
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn replacing_and_updating_are_not_clone_sources() {
+    check(
+        "1 stopped t=2024-01-01T00:00:00Z
+         2 replacing t=2024-01-02T00:00:00Z
+         3 updating t=2024-01-03T00:00:00Z
+         created 4",
+        expect![[r#"
+            step: create
+            counts: created 3, started 0; by state: replacing 1, stopped 1, updating 1; excluded: 0 unreachable, 0 other group
+            targets: created 4..4, started -
+            actions:
+              create from 1 in iad  created 3 < min 4
+            cursor: 0"#]],
+    );
+}
+
+// On the way out (`destroying`, `destroyed`, `launch_failed`, `replaced`, `migrated`): counted
+// toward nothing, never acted on, never cloned.
+
+#[test]
+fn leaving_states_neither_counted_nor_acted_on() {
+    check(
+        "1 destroying
+         2 destroyed
+         3 launch_failed
+         4 replaced
+         5 migrated
+         6 stopped
+         created 1
+         started 1",
+        expect![[r#"
+            step: start
+            counts: created 1, started 0; by state: destroyed 1, destroying 1, launch_failed 1, migrated 1, replaced 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started 1..1
+            actions:
+              start 6  stopped; started 0 < min 1
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn launch_failed_does_not_protect_last_machine() {
+    // Counted as created, a `launch_failed` machine (about to be destroyed) made the planner
+    // destroy the only machine that would remain.
+    check(
+        "1 launch_failed
+         2 started
+         created 1",
+        expect![[r#"
+            step: no_scale
+            counts: created 1, started 1; by state: launch_failed 1, started 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn destroying_does_not_protect_last_machine() {
+    check(
+        "1 destroying
+         2 destroyed
+         3 stopped
+         created 1",
+        expect![[r#"
+            step: no_scale
+            counts: created 1, started 0; by state: destroyed 1, destroying 1, stopped 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions: none
+            cursor: 0"#]],
+    );
+}
+
+#[test]
+fn leaving_machine_is_not_a_clone_source() {
+    check(
+        "1 launch_failed t=2024-01-02T00:00:00Z
+         2 destroying t=2024-01-03T00:00:00Z
+         created 1",
+        expect![[r#"
+            step: create
+            counts: created 0, started 0; by state: destroying 1, launch_failed 1; excluded: 0 unreachable, 0 other group
+            targets: created 1..1, started -
+            actions: none
+            note: no machine available to clone for scale up: none of the group's machines has a complete config in a usable state
             cursor: 0"#]],
     );
 }

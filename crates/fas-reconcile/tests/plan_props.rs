@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use fas_reconcile::{
     Action, ActionLimits, Bounds, HostStatus, InitialState, Machine, MachineState, Plan, Policy,
-    RegionCursor, ScaleDown, StateClass, Targets, plan,
+    RegionCursor, ScaleDown, Targets, plan,
 };
 use proptest::prelude::*;
 
@@ -20,14 +20,53 @@ const STATES: &[&str] = &[
     "destroying",
     "destroyed",
     "replacing",
+    "updating",
     "failed",
+    "launch_failed",
+    "replaced",
+    "migrated",
     "restarting",
+    "hibernating",
 ];
 
+// The state table written out again by wire name, so that the properties do not trust
+// `MachineState::class` or the planner's candidate lists.
+
+/// On their way out: they will not be there after the tick.
+const LEAVING: &[&str] = &[
+    "destroying",
+    "destroyed",
+    "launch_failed",
+    "replaced",
+    "migrated",
+];
+/// Counted toward started.
+const STARTED: &[&str] = &["started", "starting"];
+/// May be destroyed.
+const DESTROYABLE: &[&str] = &["failed", "stopped", "created", "suspended", "started"];
+/// May be a clone source.
+const CLONABLE: &[&str] = &[
+    "created",
+    "starting",
+    "started",
+    "stopping",
+    "stopped",
+    "suspending",
+    "suspended",
+];
+
+fn is(m: &Machine, states: &[&str]) -> bool {
+    states.contains(&m.state.as_str())
+}
+
 fn machine() -> impl Strategy<Value = Machine> {
+    machine_in(STATES)
+}
+
+fn machine_in(states: &'static [&'static str]) -> impl Strategy<Value = Machine> {
     (
         0u8..40,
-        prop::sample::select(STATES),
+        prop::sample::select(states),
         prop::sample::select(&["iad", "ams"][..]),
         prop::sample::select(&[Some("app"), Some("worker"), None][..]),
         prop::sample::select(
@@ -129,10 +168,12 @@ proptest! {
         let targets = Targets { created, started };
         let p = plan(&machines, &targets, &policy, RegionCursor(cursor), SystemTime::UNIX_EPOCH);
         let el = eligible(&machines, &policy);
-        let created_now = el.values().filter(|m| m.state.class() != StateClass::Ignored).count() as u32;
-        let started_now = el.values().filter(|m| m.state.class() == StateClass::Started).count() as u32;
+        let created_now = el.values().filter(|m| !is(m, LEAVING)).count() as u32;
+        let started_now = el.values().filter(|m| is(m, STARTED)).count() as u32;
+        let failed_now = el.values().filter(|m| is(m, &["failed"])).count() as u32;
         prop_assert_eq!(p.counts.created, created_now);
         prop_assert_eq!(p.counts.started, started_now);
+        prop_assert_eq!(p.counts.failed, failed_now);
 
         let creates = count(&p, |a| matches!(a, Action::Create { .. }));
         let destroys = count(&p, |a| matches!(a, Action::Destroy { .. }));
@@ -159,10 +200,10 @@ proptest! {
             prop_assert!(m.is_some(), "acted on ineligible machine {}", id);
             let m = m.unwrap();
             match &a.action {
-                Action::Create { .. } => prop_assert!(m.has_config),
-                Action::Start { .. } => prop_assert!(matches!(m.state, MachineState::Stopped | MachineState::Suspended)),
-                Action::Stop { .. } | Action::Suspend { .. } => prop_assert_eq!(&m.state, &MachineState::Started),
-                Action::Destroy { .. } => prop_assert!(matches!(m.state, MachineState::Stopped | MachineState::Created | MachineState::Suspended | MachineState::Started)),
+                Action::Create { .. } => prop_assert!(m.has_config && is(m, CLONABLE)),
+                Action::Start { .. } => prop_assert!(is(m, &["stopped", "suspended"])),
+                Action::Stop { .. } | Action::Suspend { .. } => prop_assert!(is(m, &["started"])),
+                Action::Destroy { .. } => prop_assert!(is(m, DESTROYABLE)),
             }
         }
 
@@ -191,13 +232,13 @@ proptest! {
             prop_assert_eq!(starts + stops, 0);
         }
 
-        // Never destroys a started machine while a stopped or created one could go.
+        // Never destroys a started machine while a failed, stopped or created one could go.
         let destroyed: BTreeSet<&str> = p.actions.iter().filter_map(|a| match &a.action {
             Action::Destroy { id } => Some(id.as_str()), _ => None }).collect();
         let kills_started = destroyed.iter().any(|id| el[*id].state == MachineState::Started);
         if kills_started {
             for m in el.values() {
-                if matches!(m.state, MachineState::Stopped | MachineState::Created) {
+                if is(m, &["failed", "stopped", "created"]) {
                     prop_assert!(destroyed.contains(m.id.as_str()), "{} kept while a started one dies", m.id);
                 }
             }
@@ -209,6 +250,44 @@ proptest! {
             prop_assert_eq!(p.next_cursor.0, cursor);
         } else {
             prop_assert_eq!(p.next_cursor.0, (cursor + creates as usize) % len);
+        }
+    }
+
+    /// Machines on their way out never stand in for the last machine; an update in progress
+    /// and a failed machine are never touched except that a failed one may be destroyed.
+    #[test]
+    fn leaving_never_protects_the_last_machine(
+        machines in prop::collection::vec(machine_in(&[
+            "failed", "replacing", "updating", "destroying", "destroyed", "launch_failed",
+            "replaced", "migrated", "restarting", "started", "stopped", "created",
+        ]), 0..12),
+        created in prop::option::of((0u32..4, 0u32..4).prop_map(|(min, max)| Bounds { min, max })),
+        started in prop::option::of((0u32..4, 0u32..4).prop_map(|(min, max)| Bounds { min, max })),
+        policy in policy(),
+    ) {
+        let targets = Targets { created, started };
+        let p = plan(&machines, &targets, &policy, RegionCursor(0), SystemTime::UNIX_EPOCH);
+        let el = eligible(&machines, &policy);
+        let staying = el.values().filter(|m| !is(m, LEAVING)).count() as u32;
+        let destroys = count(&p, |a| matches!(a, Action::Destroy { .. }));
+        if staying >= 1 {
+            prop_assert!(staying - destroys >= 1, "{} staying, {} destroyed", staying, destroys);
+        }
+        for a in p.actions.iter().chain(&p.spares) {
+            match &a.action {
+                Action::Create { source, .. } => {
+                    let m = &el[source.as_str()];
+                    prop_assert!(is(m, CLONABLE), "cloned {} in {}", m.id, m.state);
+                }
+                Action::Destroy { id } => {
+                    let m = &el[id.as_str()];
+                    prop_assert!(is(m, DESTROYABLE), "destroyed {} in {}", m.id, m.state);
+                }
+                other => {
+                    let m = &el[other.machine_id().unwrap()];
+                    prop_assert!(is(m, &["started", "stopped", "suspended"]), "{} on {} in {}", other, m.id, m.state);
+                }
+            }
         }
     }
 

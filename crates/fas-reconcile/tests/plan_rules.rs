@@ -55,24 +55,27 @@ fn scale_down_by_suspend() {
 }
 
 #[test]
-fn destroy_order_stopped_created_suspended_started() {
+fn destroy_order_failed_stopped_created_suspended_started() {
     check(
         "a started
          b suspended
          c created
          d stopped
          e started
+         f failed
+         g launch_failed
          created 1..1
          unbounded",
         expect![[r#"
             step: destroy
-            counts: created 5, started 2; by state: created 1, started 2, stopped 1, suspended 1; excluded: 0 unreachable, 0 other group
+            counts: created 6, started 2; by state: created 1, failed 1, launch_failed 1, started 2, stopped 1, suspended 1; excluded: 0 unreachable, 0 other group
             targets: created 1..1, started -
             actions:
-              destroy d  stopped; created 5 > max 1
-              destroy c  created; created 5 > max 1
-              destroy b  suspended; created 5 > max 1
-              destroy a  started; created 5 > max 1
+              destroy f  failed; created 6 > max 1
+              destroy d  stopped; created 6 > max 1
+              destroy c  created; created 6 > max 1
+              destroy b  suspended; created 6 > max 1
+              destroy a  started; created 6 > max 1
             cursor: 0"#]],
     );
 }
@@ -123,11 +126,10 @@ fn clone_source_is_newest_with_config() {
          created 5",
         expect![[r#"
             step: create
-            counts: created 3, started 2; by state: failed 1, started 2, stopped 1; excluded: 0 unreachable, 0 other group
+            counts: created 4, started 2; by state: failed 1, started 2, stopped 1; excluded: 0 unreachable, 0 other group
             targets: created 5..5, started -
             actions:
-              create from b in iad  created 3 < min 5
-              create from b in iad  created 3 < min 5
+              create from b in iad  created 4 < min 5
             cursor: 0"#]],
     );
 }
@@ -368,7 +370,7 @@ fn plan_serialises_to_json() {
         SystemTime::UNIX_EPOCH,
     );
     let json = serde_json::to_string(&p).unwrap();
-    expect![[r#"{"kind":"start","counts":{"created":2,"started":1,"by_state":{"started":1,"stopped":1},"unreachable":0,"other_group":0},"targets":{"created":null,"started":{"min":2,"max":2}},"actions":[{"kind":"start","id":"2","reason":"stopped; started 1 < min 2"}],"spares":[],"notes":[],"next_cursor":0,"at_unix_ms":0}"#]].assert_eq(&json);
+    expect![[r#"{"kind":"start","counts":{"created":2,"started":1,"failed":0,"by_state":{"started":1,"stopped":1},"unreachable":0,"other_group":0},"targets":{"created":null,"started":{"min":2,"max":2}},"actions":[{"kind":"start","id":"2","reason":"stopped; started 1 < min 2"}],"spares":[],"notes":[],"next_cursor":0,"at_unix_ms":0}"#]].assert_eq(&json);
 }
 
 #[test]
@@ -402,12 +404,89 @@ fn machine_state_round_trips() {
         "destroyed",
         "replacing",
         "failed",
+        "updating",
         "launch_failed",
+        "replaced",
+        "migrated",
     ] {
-        assert_eq!(MachineState::parse(s).as_str(), s);
+        let state = MachineState::parse(s);
+        assert_eq!(state.as_str(), s);
+        assert!(
+            !matches!(state, MachineState::Other(_)),
+            "{s} has a variant"
+        );
     }
     assert_eq!(
         MachineState::parse("launch_failed"),
-        MachineState::Other("launch_failed".into())
+        MachineState::LaunchFailed
     );
+    assert_eq!(MachineState::parse("updating"), MachineState::Updating);
+    let other = MachineState::parse("restarting");
+    assert_eq!(other, MachineState::Other("restarting".into()));
+    assert_eq!(other.as_str(), "restarting");
+}
+
+#[test]
+fn state_classes() {
+    use fas_reconcile::{MachineState, StateClass};
+    let class = |s: &str| MachineState::parse(s).class();
+    for s in ["started", "starting"] {
+        assert_eq!(class(s), StateClass::Started, "{s}");
+    }
+    for s in [
+        "created",
+        "stopping",
+        "stopped",
+        "suspending",
+        "suspended",
+        "replacing",
+        "updating",
+        "failed",
+        "restarting",
+    ] {
+        assert_eq!(class(s), StateClass::NotStarted, "{s}");
+    }
+    for s in [
+        "destroying",
+        "destroyed",
+        "launch_failed",
+        "replaced",
+        "migrated",
+    ] {
+        assert_eq!(class(s), StateClass::Leaving, "{s}");
+    }
+}
+
+#[test]
+#[allow(deprecated)]
+fn ignored_class_is_the_old_name_of_leaving() {
+    use fas_reconcile::{MachineState, StateClass};
+    assert_eq!(StateClass::Ignored, StateClass::Leaving);
+    // Still usable as a pattern, as before it became an alias.
+    let counted = |s: &str| !matches!(MachineState::parse(s).class(), StateClass::Ignored);
+    assert!(counted("failed") && counted("replacing"));
+    assert!(!counted("destroying") && !counted("launch_failed"));
+}
+
+#[test]
+fn failed_machines_counted_for_the_binary() {
+    // Only the group's reachable machines count, as for created.
+    let f = support::parse(
+        "1 failed
+         2 failed
+         3 started
+         4 failed h=unreachable
+         5 failed g=worker
+         6 launch_failed
+         created 3",
+    );
+    let p = plan(
+        &f.machines,
+        &f.targets,
+        &f.policy,
+        f.cursor,
+        SystemTime::UNIX_EPOCH,
+    );
+    assert_eq!((p.counts.failed, p.counts.created), (2, 3));
+    assert!(p.is_empty());
 }

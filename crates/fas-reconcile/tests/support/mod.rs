@@ -2,6 +2,8 @@
 //!
 //! One machine per line: `ID STATE [r=REGION] [g=GROUP|g=-] [h=ok|unreachable|unknown]
 //! [t=CREATED_AT] [noconfig]` (defaults: r=iad, g=app, h=ok, no created_at, has a config).
+//! STATE is the wire name, read by `MachineState::parse` (`failed`, `replacing`, `updating`,
+//! `launch_failed`, or any unknown string for `Other`).
 //! Other lines: `created MIN..MAX` or `created N`, `started MIN..MAX` or `started N`,
 //! `regions A B ...`, `cursor N`, `initial stopped|started`, `scale_down stop|suspend`,
 //! `group NAME`, `limit creates|destroys|starts|stops N|none`, `unbounded` (no caps).
