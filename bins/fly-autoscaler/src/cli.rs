@@ -12,9 +12,14 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{self, Config, LogFormat, Purpose, Sources};
-use crate::serve::{self, Reconciler};
-use crate::telemetry;
+use fas_collect::Collector;
+use fas_flyapi::{Client, ClientConfig};
+use secrecy::ExposeSecret as _;
+
+use crate::config::{self, CollectorConfig, Config, LogFormat, Purpose, Sources};
+use crate::report::error_chain;
+use crate::tick::{self, Reconciler};
+use crate::{schedule, telemetry};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -104,11 +109,11 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let config = load(&sources, Purpose::Serve)?;
     init_logging(config.log_format, config.verbose);
-    let handle = telemetry::install_recorder()?;
+    let handle = telemetry::install_recorder(telemetry::gauge_idle_timeout(&config))?;
     let shutdown = CancellationToken::new();
     let (reconciler, listener) = prepare(config).await?;
     let metrics = tokio::spawn(telemetry::serve(listener, handle, shutdown.clone()));
-    let loop_task = tokio::spawn(serve::run(reconciler, shutdown.clone()));
+    let loop_task = tokio::spawn(schedule::run(reconciler, shutdown.clone()));
     signals.wait().await?;
     info!(grace = ?SHUTDOWN_GRACE, "shutting down: no new work; letting calls in flight finish");
     shutdown.cancel();
@@ -127,15 +132,52 @@ pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::
     for w in &config.warnings {
         warn!(warning = %w, "configuration");
     }
-    let client = serve::build_client(&config)?;
-    let collectors = serve::build_collectors(&config)?;
-    let listener = telemetry::bind(config.metrics_address).await?;
+    let reconciler = build_reconciler(config)?;
+    let listener = telemetry::bind(reconciler.config().metrics_address).await?;
     let local = listener.local_addr().context("metrics listener address")?;
     info!(address = %local, "serving /metrics and /healthz");
-    Ok((
-        Arc::new(Reconciler::new(Arc::new(config), client, collectors)),
-        listener,
-    ))
+    Ok((Arc::new(reconciler), listener))
+}
+
+/// The collectors built from the configuration.
+pub fn build_collectors(config: &Config) -> anyhow::Result<Vec<Arc<dyn Collector>>> {
+    config
+        .collectors
+        .iter()
+        .map(|c| -> anyhow::Result<Arc<dyn Collector>> {
+            Ok(match c {
+                CollectorConfig::Prometheus(p) => Arc::new(
+                    fas_collect::PrometheusCollector::new(p.clone())
+                        .with_context(|| format!("prometheus collector `{}`", p.metric_name))?,
+                ),
+                CollectorConfig::Temporal(t) => Arc::new(
+                    fas_collect::TemporalCollector::new(t.clone())
+                        .with_context(|| format!("temporal collector `{}`", t.metric_name))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The Fly API client built from the configuration (`api_token` must be set).
+pub fn build_client(config: &Config) -> anyhow::Result<Client> {
+    let token = config
+        .api_token
+        .as_ref()
+        .context("api token required")?
+        .expose_secret()
+        .to_owned();
+    let mut cc = ClientConfig::new(token);
+    cc.machines_base_url.clone_from(&config.flaps_base_url);
+    cc.graphql_base_url.clone_from(&config.graphql_base_url);
+    Client::new(cc).context("building the Fly API client")
+}
+
+/// The reconciler of `serve`, `plan` and the demo: the Fly API client and the collectors.
+pub fn build_reconciler(config: Config) -> anyhow::Result<Reconciler> {
+    let client = build_client(&config)?;
+    let collectors = build_collectors(&config)?;
+    Ok(Reconciler::new(Arc::new(config), Arc::new(client), collectors))
 }
 
 /// SIGINT and SIGTERM handlers.
@@ -192,12 +234,11 @@ pub fn eval_json(targets: &fas_reconcile::Targets) -> String {
 pub async fn eval(sources: Sources) -> anyhow::Result<()> {
     let config = load(&sources, Purpose::Eval)?;
     init_logging(config.log_format, config.verbose);
-    let collectors = serve::build_collectors(&config)?;
-    let values = serve::collect_all(&collectors, &config.app_name)
+    let collectors = build_collectors(&config)?;
+    let values = tick::collect_all(&collectors, &config.app_name)
         .await
-        .map_err(|e| anyhow::anyhow!(serve::error_chain(&e)))?;
-    let targets =
-        serve::evaluate(&config, &values).map_err(|e| anyhow::anyhow!(serve::error_chain(&e)))?;
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let targets = tick::evaluate(&config, &values).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     println!("{}", eval_json(&targets));
     Ok(())
 }
@@ -206,14 +247,12 @@ pub async fn eval(sources: Sources) -> anyhow::Result<()> {
 pub async fn plan(sources: Sources, json: bool) -> anyhow::Result<()> {
     let config = load(&sources, Purpose::Serve)?;
     init_logging(config.log_format, config.verbose);
-    let client = serve::build_client(&config)?;
-    let collectors = serve::build_collectors(&config)?;
-    let reconciler = Reconciler::new(Arc::new(config), client, collectors);
+    let reconciler = build_reconciler(config)?;
     for app in reconciler.list_apps().await? {
         let plan = reconciler
             .plan_once(&app)
             .await
-            .map_err(|e| anyhow::anyhow!("{app}: {}", serve::error_chain(&e)))?;
+            .map_err(|e| anyhow::anyhow!("{app}: {}", error_chain(&e)))?;
         if json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Purpose, Sources};
 use crate::http::response;
-use crate::serve::{self, Reconciler};
+use crate::cli::build_reconciler;
+use crate::schedule;
 
 const APP: &str = "demo-app";
 /// Peak of the synthetic queue depth.
@@ -122,11 +123,9 @@ pub async fn run(duration: &str) -> anyhow::Result<()> {
         "demo: created = ceil(queue_depth / 25) .. +2, started = ceil(queue_depth / 25); interval 1s; \
          running for {total:?} (Ctrl-C to stop)\n"
     );
-    let client = serve::build_client(&config)?;
-    let collectors = serve::build_collectors(&config)?;
-    let reconciler = Arc::new(Reconciler::new(Arc::new(config), client, collectors));
+    let reconciler = Arc::new(build_reconciler(config)?);
     let shutdown = CancellationToken::new();
-    let loop_task = tokio::spawn(serve::run(reconciler, shutdown.clone()));
+    let loop_task = tokio::spawn(schedule::run(reconciler, shutdown.clone()));
 
     let mut view = tokio::time::interval(Duration::from_secs(1));
     let end = started + total;

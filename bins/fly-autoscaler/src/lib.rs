@@ -1,12 +1,19 @@
 //! The pieces of the `fly-autoscaler` binary, as a library so that tests and benches can drive
-//! them: configuration ([`config`]), the adapter from the Fly API client to the executor
-//! ([`ops`]), the reconciliation loop ([`serve`]), metric names and the `/metrics` listener
-//! ([`telemetry`]), the small HTTP server behind `/metrics` and the demo ([`http`]), the
-//! commands ([`cli`]) and the self-contained demo ([`demo`]).
+//! them: configuration ([`config`]), the Fly API seam ([`fly`]) and the adapter from the Fly API
+//! client to the executor ([`ops`]), one app's tick ([`tick`]) and what it remembers of its
+//! creates ([`creates`]), the loop that schedules ticks ([`schedule`]), what a tick records and
+//! logs ([`report`]), metric names and the `/metrics` listener ([`telemetry`]), the small HTTP
+//! server behind `/metrics` and the demo ([`http`]), the commands ([`cli`]) and the
+//! self-contained demo ([`demo`]).
 pub mod cli;
 pub mod config;
+pub mod creates;
+#[cfg(feature = "demo")]
 pub mod demo;
+pub mod fly;
 pub mod http;
 pub mod ops;
-pub mod serve;
+pub mod report;
+pub mod schedule;
 pub mod telemetry;
+pub mod tick;

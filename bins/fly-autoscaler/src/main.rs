@@ -44,6 +44,7 @@ enum Command {
     },
     /// Print the version (and commit).
     Version,
+    #[cfg(feature = "demo")]
     /// Run a self-contained demo: the real serve loop against a local Fly API simulator and a
     /// synthetic queue-depth metric that rises and falls.
     Demo {
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => cli::run_async(cli::serve(sources(env, config))),
         Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
         Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
+        #[cfg(feature = "demo")]
         Command::Demo { duration } => cli::run_async(fly_autoscaler::demo::run(&duration)),
     };
     match result {

@@ -51,17 +51,29 @@ pub const RECONCILE_DURATION: &str = "fas_reconcile_duration_seconds";
 pub const APP_RECONCILE_COUNT: &str = "fas_app_reconcile_count";
 /// New: unix time of the last reconciliation that completed without error (`app`).
 pub const LAST_SUCCESS: &str = "fas_last_successful_reconcile_timestamp_seconds";
+/// New: batches of creates whose machines all ended `failed` (`app`): a clone that cannot boot.
+pub const CREATES_ALL_FAILED: &str = "fas_creates_all_failed_total";
 
 /// Histogram buckets (seconds) shared by the latency histograms.
 const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Installs the process-wide Prometheus recorder and returns the handle that renders it.
-pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+/// How long a gauge that is no longer set stays in `/metrics`, for a configuration: longer than
+/// the longest gap between two ticks of an app still managed (`3 × interval + timeout +` the
+/// in-flight grace), so only the gauges of an app that left the wildcard list go.
+pub fn gauge_idle_timeout(config: &crate::config::Config) -> Duration {
+    config.interval * 3 + config.timeout + crate::tick::IN_FLIGHT_GRACE
+}
+
+/// Installs the process-wide Prometheus recorder and returns the handle that renders it. Gauges
+/// not set for `gauge_idle` leave the output (the per-app gauges of an app no longer managed);
+/// counters and histograms stay.
+pub fn install_recorder(gauge_idle: Duration) -> anyhow::Result<PrometheusHandle> {
     let recorder = PrometheusBuilder::new()
         .set_buckets(BUCKETS)
         .context("histogram buckets")?
+        .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(gauge_idle))
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
@@ -89,6 +101,10 @@ fn describe() {
     describe_gauge!(
         LAST_SUCCESS,
         "Unix time of the last successful reconciliation"
+    );
+    describe_counter!(
+        CREATES_ALL_FAILED,
+        "Batches of created machines that all ended failed"
     );
 }
 

@@ -2,6 +2,8 @@
 //! a fake Prometheus HTTP API ([`FakeProm`]), the simulator set-up, bounded polling and a `/metrics` reader.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fake_fly;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{Read, Write};

@@ -1,0 +1,495 @@
+//! One tick of one app: observe (release check, metrics, list) → evaluate → stabilize → plan →
+//! execute → report. What the loop does next is decided from its result by
+//! [`crate::schedule::decide`]; this module never sleeps or schedules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use fas_collect::Collector;
+use fas_reconcile::{
+    Action, Bounds, ExecPolicy, MachineOps, Note, NoteKind, OpError, OpErrorKind, Plan,
+    RegionCursor, Report, TargetHistory, Targets,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::creates::RecentCreates;
+use crate::fly::Fly;
+use crate::ops::to_domain;
+use crate::report::{log_plan, log_report, record_counts, record_report, record_targets};
+use crate::telemetry as m;
+
+/// Why one app's tick did not get as far as a plan. Every variant is raised before any machine
+/// was changed: once the plan runs, a tick always returns its [`TickOutcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// The app's current release is being deployed; nothing is touched.
+    #[error("release v{version} is {status}: deploy in progress, skipping")]
+    DeployInProgress {
+        /// Release version.
+        version: i64,
+        /// Release status (`running`).
+        status: String,
+    },
+    /// The release status could not be read.
+    #[error("reading the current release: {0}")]
+    Release(#[source] Box<fas_flyapi::Error>),
+    /// A metric could not be collected.
+    #[error("collecting metric `{metric}`: {source}")]
+    Collect {
+        /// The metric name.
+        metric: String,
+        /// The collector's error.
+        #[source]
+        source: Box<fas_collect::CollectError>,
+    },
+    /// An expression could not be evaluated into a count.
+    #[error("evaluating {key}: {source}")]
+    Evaluate {
+        /// The configuration key of the expression.
+        key: &'static str,
+        /// The expression error.
+        #[source]
+        source: Box<fas_expr::ExprError>,
+    },
+    /// The machines could not be listed.
+    #[error("listing machines: {0}")]
+    List(#[source] Box<fas_flyapi::Error>),
+    /// Reading (release, metrics, list) did not finish within the configured timeout.
+    #[error("reconciliation timed out after {0:?}")]
+    Timeout(Duration),
+    /// Shutdown began before any machine was touched.
+    #[error("shutting down before acting")]
+    ShuttingDown,
+}
+
+/// Collects every metric for `app`, concurrently. Any failure fails the whole collection.
+pub async fn collect_all(
+    collectors: &[Arc<dyn Collector>],
+    app: &str,
+) -> Result<BTreeMap<String, f64>, TickError> {
+    let results = futures_util::future::join_all(collectors.iter().map(|c| async move {
+        let started = Instant::now();
+        let result = c.collect(app).await;
+        let name = c.metric_name().to_owned();
+        metrics::histogram!(m::COLLECT_DURATION, "app" => app.to_owned(), "metric" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(v) => {
+                metrics::gauge!(m::METRIC_VALUE, "app" => app.to_owned(), "metric" => name.clone())
+                    .set(*v);
+            }
+            Err(_) => {
+                metrics::counter!(m::COLLECT_FAILURES, "app" => app.to_owned(), "metric" => name.clone())
+                    .increment(1);
+            }
+        }
+        (name, result)
+    }))
+    .await;
+    let mut values = BTreeMap::new();
+    for (metric, result) in results {
+        let value = result.map_err(|source| TickError::Collect {
+            metric: metric.clone(),
+            source: Box::new(source),
+        })?;
+        values.insert(metric, value);
+    }
+    Ok(values)
+}
+
+/// Evaluates the configured count expressions against collected values.
+pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targets, TickError> {
+    let bounds = |exprs: &Option<crate::config::CountExprs>,
+                  min_key: &'static str,
+                  max_key: &'static str|
+     -> Result<Option<Bounds>, TickError> {
+        let Some(e) = exprs else { return Ok(None) };
+        let eval = |expr: &fas_expr::Expr, key: &'static str| {
+            expr.eval_count(values)
+                .map_err(|source| TickError::Evaluate {
+                    key,
+                    source: Box::new(source),
+                })
+        };
+        Ok(Some(Bounds {
+            min: eval(&e.min, min_key)?,
+            max: eval(&e.max, max_key)?,
+        }))
+    };
+    Ok(Targets {
+        created: bounds(
+            &config.created,
+            "min-created-machine-count",
+            "max-created-machine-count",
+        )?,
+        started: bounds(
+            &config.started,
+            "min-started-machine-count",
+            "max-started-machine-count",
+        )?,
+    })
+}
+
+/// How long machine calls already in flight at an app's deadline may still take: one Fly API
+/// request timeout (10 s by default) plus margin. At `timeout + IN_FLIGHT_GRACE` (the tick's
+/// hard deadline) a call still unanswered is abandoned and reported as a timeout whose outcome is
+/// unknown; the calls already answered are reported as usual.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(15);
+
+/// What one app's tick did.
+#[derive(Debug)]
+pub struct TickOutcome {
+    /// The collected metric values.
+    pub values: BTreeMap<String, f64>,
+    /// The targets the expressions gave (before stabilization).
+    pub evaluated: Targets,
+    /// The plan that was made (its targets are the stabilized ones).
+    pub plan: Plan,
+    /// What happened to each action.
+    pub report: Report,
+}
+
+/// What the loop remembers of one app between ticks.
+#[derive(Debug, Default)]
+struct AppState {
+    /// The region rotation, explicit state of the planner.
+    cursor: RegionCursor,
+    /// States reported in `fas_machines`, so that a state that empties is reported as 0.
+    reported_states: BTreeSet<String>,
+    /// Recent targets, for the scale-down stabilization window (empty when the window is 0).
+    history: TargetHistory,
+    /// Machines this process created that the list may not show yet.
+    creates: RecentCreates,
+    /// Unix time of the last tick that completed without error, re-exported every tick so that
+    /// the gauge of an app still managed never goes idle.
+    last_success: Option<f64>,
+}
+
+/// The reconciler of every app: the configuration, the Fly API seam, the collectors and what is
+/// remembered per app between ticks.
+#[derive(Debug)]
+pub struct Reconciler {
+    config: Arc<Config>,
+    fly: Arc<dyn Fly>,
+    collectors: Vec<Arc<dyn Collector>>,
+    apps: Mutex<HashMap<String, AppState>>,
+}
+
+impl Reconciler {
+    /// A reconciler over `fly` (the Fly API client, or a fake in tests).
+    pub fn new(config: Arc<Config>, fly: Arc<dyn Fly>, collectors: Vec<Arc<dyn Collector>>) -> Self {
+        Reconciler {
+            config,
+            fly,
+            collectors,
+            apps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The number of collectors.
+    pub fn collector_count(&self) -> usize {
+        self.collectors.len()
+    }
+
+    fn with_state<T>(&self, app: &str, f: impl FnOnce(&mut AppState) -> T) -> T {
+        let mut apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
+        f(apps.entry(app.to_owned()).or_default())
+    }
+
+    /// Forgets everything remembered of `app` (it left the wildcard list). Its per-app gauges are
+    /// no longer set and leave `/metrics` after the exporter's idle timeout.
+    pub fn forget(&self, app: &str) {
+        let mut apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
+        apps.remove(app);
+    }
+
+    /// The apps with remembered state (tests check that a removed app is forgotten).
+    pub fn remembered_apps(&self) -> Vec<String> {
+        let apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = apps.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// One reconciliation of one app. Reading ends by the configured timeout; then new machine
+    /// actions stop being launched at that deadline or on `shutdown`, and calls in flight are
+    /// abandoned at the hard deadline ([`IN_FLIGHT_GRACE`] later). Once any machine call was
+    /// sent, the tick returns its outcome, whatever was cut.
+    pub async fn reconcile(
+        &self,
+        app: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<TickOutcome, TickError> {
+        let started = Instant::now();
+        let deadline = started + self.config.timeout;
+        let result = self.reconcile_inner(app, deadline, shutdown).await;
+        metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        let status = match &result {
+            Ok(o) => o.plan.kind().as_str(),
+            Err(TickError::DeployInProgress { .. }) => "skipped_deploy",
+            Err(TickError::ShuttingDown) => "skipped_shutdown",
+            Err(_) => "skipped_error",
+        };
+        metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
+            .increment(1);
+        let last_success = self.with_state(app, |s| {
+            if result.is_ok() {
+                s.last_success = Some(unix_now());
+            }
+            s.last_success
+        });
+        if let Some(t) = last_success {
+            metrics::gauge!(m::LAST_SUCCESS, "app" => app.to_owned()).set(t);
+        }
+        result
+    }
+
+    async fn reconcile_inner(
+        &self,
+        app: &str,
+        deadline: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<TickOutcome, TickError> {
+        let cfg = &*self.config;
+        // Nothing has been changed yet: a shutdown abandons the reading at once.
+        let (values, evaluated, listed) = tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.observe(app)) => {
+                r.unwrap_or(Err(TickError::Timeout(cfg.timeout)))?
+            }
+            () = shutdown.cancelled() => return Err(TickError::ShuttingDown),
+        };
+        let mut machines: Vec<_> = listed.iter().map(to_domain).collect();
+        let policy = cfg.policy();
+
+        let (stabilized, plan) = self.with_state(app, |state| {
+            // Machines created by earlier ticks that the list does not show yet still count.
+            let seen = state
+                .creates
+                .observe(&machines, &policy.process_group, Instant::now());
+            machines.extend(seen.unlisted);
+            let now = SystemTime::now();
+            // Scale-down stabilization: plan with the highest max of the window (mins as evaluated).
+            let stabilized = state.history.record(now, &evaluated, cfg.scale_down_window);
+            let mut plan = fas_reconcile::plan(&machines, &stabilized, &policy, state.cursor, now);
+            if !seen.all_failed.is_empty() {
+                metrics::counter!(m::CREATES_ALL_FAILED, "app" => app.to_owned()).increment(1);
+                plan.notes.push(Note {
+                    kind: NoteKind::CreatesFailed,
+                    message: format!(
+                        "every machine created by an earlier tick ended `failed` ({}): the clone \
+                         cannot boot; check the app's image and config (failed machines are the \
+                         first destroyed when over max)",
+                        seen.all_failed.join(", ")
+                    ),
+                });
+            }
+            state.cursor = plan.next_cursor;
+            record_counts(app, &plan, &mut state.reported_states);
+            (stabilized, plan)
+        });
+        log_plan(app, &values, &evaluated, &stabilized, &plan);
+
+        let ops = Bounded {
+            inner: self.fly.machine_ops(app, &listed),
+            hard_deadline: deadline + IN_FLIGHT_GRACE,
+        };
+        let exec = cfg
+            .action_concurrency
+            .map(|concurrency| ExecPolicy { concurrency })
+            .unwrap_or_default();
+        let stop = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = shutdown.cancelled() => {}
+            }
+        };
+        let report = fas_reconcile::execute(&ops, &plan, &exec, stop).await;
+        let created = report.outcomes.iter().filter_map(|o| match (&o.action, &o.created_id) {
+            (Action::Create { region, .. }, Some(id)) => Some((id.clone(), region.clone())),
+            _ => None,
+        });
+        let created: Vec<_> = created.collect();
+        self.with_state(app, |state| state.creates.record(Instant::now(), created));
+        record_report(app, &plan, &report);
+        log_report(app, &report);
+        Ok(TickOutcome {
+            values,
+            evaluated,
+            plan,
+            report,
+        })
+    }
+
+    /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
+    /// acting and without touching the loop's per-app state (no stabilization history).
+    pub async fn plan_once(&self, app: &str) -> Result<Plan, TickError> {
+        let (_, targets, listed) = self.observe(app).await?;
+        let machines: Vec<_> = listed.iter().map(to_domain).collect();
+        Ok(fas_reconcile::plan(
+            &machines,
+            &targets,
+            &self.config.policy(),
+            RegionCursor::default(),
+            SystemTime::now(),
+        ))
+    }
+
+    /// Release check, metrics, targets and the machine list of one app.
+    async fn observe(
+        &self,
+        app: &str,
+    ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
+        let release = self.fly.current_release(app).await;
+        if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
+            && r.in_progress()
+        {
+            return Err(TickError::DeployInProgress {
+                version: r.version,
+                status: r.status,
+            });
+        }
+
+        let values = collect_all(&self.collectors, app).await?;
+        let targets = evaluate(&self.config, &values)?;
+        record_targets(app, &targets);
+
+        let listed = self.fly.list_machines(app).await;
+        let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
+        Ok((values, targets, listed))
+    }
+
+    /// The apps to reconcile: the configured name, or the org's apps matching the wildcard.
+    pub async fn list_apps(&self) -> anyhow::Result<Vec<String>> {
+        let cfg = &*self.config;
+        if !cfg.has_wildcard() {
+            return Ok(vec![cfg.app_name.clone()]);
+        }
+        let org = cfg.org.as_deref().context("organization required")?;
+        let pattern = wildcard_regex(&cfg.app_name)?;
+        let apps = self.fly.org_apps(org).await;
+        let mut names: Vec<String> = apps
+            .with_context(|| format!("listing the apps of organization `{org}`"))?
+            .into_iter()
+            .filter(|n| pattern.is_match(n))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// `*` matches any run of characters; everything else is literal; the match is anchored.
+pub fn wildcard_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
+    let body = pattern
+        .split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*");
+    regex::Regex::new(&format!("^{body}$")).with_context(|| format!("app name pattern `{pattern}`"))
+}
+
+/// The app's [`MachineOps`] with every call cut at the tick's hard deadline, so that the executor
+/// always returns a report (the calls answered before the cut keep their outcome).
+struct Bounded<'a> {
+    inner: Box<dyn MachineOps + 'a>,
+    hard_deadline: Instant,
+}
+
+impl Bounded<'_> {
+    async fn call<T>(&self, call: impl Future<Output = Result<T, OpError>>) -> Result<T, OpError> {
+        match tokio::time::timeout_at(self.hard_deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(OpError::new(
+                OpErrorKind::Timeout,
+                "abandoned at the tick's hard deadline (timeout + in-flight grace); \
+                 whether the call took effect is unknown until the next list",
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MachineOps for Bounded<'_> {
+    async fn create(
+        &self,
+        source: &str,
+        region: &str,
+        skip_launch: bool,
+    ) -> Result<String, OpError> {
+        self.call(self.inner.create(source, region, skip_launch))
+            .await
+    }
+
+    async fn start(&self, id: &str) -> Result<(), OpError> {
+        self.call(self.inner.start(id)).await
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), OpError> {
+        self.call(self.inner.stop(id)).await
+    }
+
+    async fn suspend(&self, id: &str) -> Result<(), OpError> {
+        self.call(self.inner.suspend(id)).await
+    }
+
+    async fn destroy(&self, id: &str) -> Result<(), OpError> {
+        self.call(self.inner.destroy(id)).await
+    }
+}
+
+/// Logs a tick that did not get to a plan, at the level its cause deserves.
+pub fn log_tick_error(e: &TickError) {
+    use crate::report::error_chain;
+    match e {
+        TickError::DeployInProgress { .. } => warn!(error = %e, "skipped"),
+        TickError::ShuttingDown => tracing::info!(reason = %e, "skipped"),
+        _ => tracing::error!(
+            error = %error_chain(e),
+            "reconciliation failed; nothing was changed by this step"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_matches_like_go() {
+        let re = wildcard_regex("my-app-*").unwrap();
+        assert!(re.is_match("my-app-1"));
+        assert!(re.is_match("my-app-"));
+        assert!(!re.is_match("xmy-app-1"));
+        let re = wildcard_regex("a.b*").unwrap();
+        assert!(re.is_match("a.bc"));
+        assert!(!re.is_match("axbc"), "dots are literal");
+        let re = wildcard_regex("*-worker").unwrap();
+        assert!(re.is_match("queue-worker"));
+        assert!(!re.is_match("queue-worker-2"));
+    }
+
+    /// The tick future must be Send so that it can run on the multi-threaded runtime.
+    #[allow(dead_code)]
+    fn tick_future_is_send(r: &Reconciler, t: &CancellationToken) {
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&r.reconcile("app", t));
+    }
+}
