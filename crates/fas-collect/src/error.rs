@@ -129,7 +129,8 @@ pub enum CollectError {
         /// The collector.
         at: Origin,
     },
-    /// The Prometheus query returned several series and summing was not enabled.
+    /// The Prometheus query returned several series and the collector refuses them
+    /// ([`crate::MultipleSeries::Error`], `multiple-series: error`).
     #[error(
         "{at}: prometheus query returned {n} series, expected one: aggregate them in the query \
          (e.g. wrap it in sum(...)) or enable summing of multiple series"

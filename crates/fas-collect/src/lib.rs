@@ -21,10 +21,13 @@
 //!   `Bearer <token>` otherwise, and never appears in `Debug`, errors or logs
 //!   (`authorization_header_follows_the_token_rules`, `warnings_are_logged_and_the_token_never_leaks`).
 //!   Neither does a Temporal key (`tests/temporal_offline.rs`).
-//! - A vector with one sample is its value; no sample is "empty prometheus result"; several
-//!   samples are an error telling the user to aggregate, unless [`MultipleSeries::Sum`]; scalars
-//!   are their value; `NaN`/`Inf` pass through as `f64` (the expression layer rejects them);
-//!   matrix/string results and HTTP/JSON failures are typed errors (`result_shapes` and friends
+//! - A vector with one sample is its value; no sample is "empty prometheus result"; of several
+//!   samples the first (in Prometheus' order) is the value, as in the Go version, with a warning
+//!   naming the query and the count of series and the counter [`MULTIPLE_SERIES_TOTAL`]
+//!   (`app`, `metric`), unless [`MultipleSeries::Sum`] adds them or [`MultipleSeries::Error`]
+//!   refuses them with an error telling the user to aggregate (`several_series_use_the_first_and_warn`);
+//!   scalars are their value; `NaN`/`Inf` pass through as `f64` (the expression layer rejects
+//!   them); matrix/string results and HTTP/JSON failures are typed errors (`result_shapes` and friends
 //!   in `tests/prometheus_wire.rs`; against Debian's Prometheus in `tests/prometheus_real.rs`).
 //! - Every call is bounded by the collector's timeout (`slow_server_times_out`,
 //!   `a_silent_server_times_out`), and every collection error names the metric and the address.
@@ -64,7 +67,9 @@ use std::collections::BTreeMap;
 
 pub use error::{BoxError, CollectError, Origin, grpc_code_name};
 pub use expand::expand_vars;
-pub use prometheus::{MultipleSeries, PrometheusCollector, PrometheusConfig};
+pub use prometheus::{
+    MULTIPLE_SERIES_TOTAL, MultipleSeries, PrometheusCollector, PrometheusConfig,
+};
 pub use temporal::{TemporalCollector, TemporalConfig};
 
 /// A source of one metric value per app.

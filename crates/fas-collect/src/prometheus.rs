@@ -27,12 +27,25 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'*');
 
+/// The metric counting collections whose query returned several series and used the first
+/// one ([`MultipleSeries::First`]); a counter with the labels `app` and `metric`.
+pub const MULTIPLE_SERIES_TOTAL: &str = "fas_collect_multiple_series_total";
+
 /// What to do when a query returns a vector with more than one sample.
+///
+/// A query meant for autoscaling should return one number: prefer an aggregating query
+/// (`sum(...)`, `max(...)`, …) or [`MultipleSeries::Sum`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MultipleSeries {
-    /// Fail with [`CollectError::MultipleSeries`], which tells the user to aggregate (the default:
-    /// taking "the first sample" like the Go version would depend on Prometheus' series order).
+    /// Use the first sample, as the Go version does (it reads `result[0]`); the default, so
+    /// existing configurations keep working. "First" is in the order Prometheus returned the
+    /// series, which is not a documented or stable order: each such collection logs a warning
+    /// naming the query and the series count, and increments the counter
+    /// [`MULTIPLE_SERIES_TOTAL`] (`app`, `metric`). Fix the query (aggregate it) or choose
+    /// [`MultipleSeries::Sum`].
     #[default]
+    First,
+    /// Fail with [`CollectError::MultipleSeries`], which tells the user to aggregate.
     Error,
     /// Use the sum of all samples.
     Sum,
@@ -57,12 +70,13 @@ pub struct PrometheusConfig {
     pub timeout: Duration,
     /// Values for `${VAR}` references (the binary passes the environment; the library never reads it).
     pub env: BTreeMap<String, String>,
-    /// What to do with several samples.
+    /// What to do with several samples (default [`MultipleSeries::First`]).
     pub multiple_series: MultipleSeries,
 }
 
 impl PrometheusConfig {
-    /// A configuration with no token, an empty `env`, a 10 s timeout and [`MultipleSeries::Error`].
+    /// A configuration with no token, an empty `env`, a 10 s timeout and
+    /// [`MultipleSeries::First`] (the Go behaviour).
     pub fn new(metric_name: &str, address: &str, query: &str) -> PrometheusConfig {
         PrometheusConfig {
             metric_name: metric_name.to_owned(),
@@ -71,7 +85,7 @@ impl PrometheusConfig {
             token: None,
             timeout: Duration::from_secs(10),
             env: BTreeMap::new(),
-            multiple_series: MultipleSeries::Error,
+            multiple_series: MultipleSeries::default(),
         }
     }
 }
@@ -244,12 +258,32 @@ impl PrometheusCollector {
                 .await
                 .map_err(transport)?;
         }
-        decode_response(
+        let sample = decode_response(
             &self.at,
             response.status,
             &response.body,
             self.multiple_series,
-        )
+        )?;
+        if sample.series > 1 && self.multiple_series == MultipleSeries::First {
+            // The configured query, not the expanded one: `${VAR}` values stay out of the logs.
+            tracing::warn!(
+                app,
+                metric = %self.at.metric,
+                address = %self.at.address,
+                query = %self.query,
+                series = sample.series,
+                value = sample.value,
+                "prometheus query returned several series, using the first in prometheus' order \
+                 (aggregate the query, e.g. sum(...), or set multiple-series: sum)"
+            );
+            metrics::counter!(
+                MULTIPLE_SERIES_TOTAL,
+                "app" => app.to_owned(),
+                "metric" => self.at.metric.clone()
+            )
+            .increment(1);
+        }
+        Ok(sample.value)
     }
 }
 
@@ -285,6 +319,13 @@ struct ApiData {
     result: serde_json::Value,
 }
 
+/// A decoded result: the value and how many series the vector had (1 for a scalar).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sample {
+    value: f64,
+    series: usize,
+}
+
 #[derive(Deserialize)]
 struct VectorSample {
     /// `[unix time, "value"]`.
@@ -297,7 +338,7 @@ fn decode_response(
     status: StatusCode,
     body: &[u8],
     multiple: MultipleSeries,
-) -> Result<f64, CollectError> {
+) -> Result<Sample, CollectError> {
     let decode = |message: String| CollectError::Decode {
         at: at.clone(),
         message,
@@ -343,8 +384,10 @@ fn decode_response(
         "vector" => {
             let samples: Vec<VectorSample> = serde_json::from_value(data.result)
                 .map_err(|e| decode(format!("bad vector result: {e}")))?;
-            match (samples.as_slice(), multiple) {
+            let series = samples.len();
+            let value = match (samples.as_slice(), multiple) {
                 ([], _) => Err(CollectError::EmptyResult { at: at.clone() }),
+                ([first, ..], MultipleSeries::First) => parse_value(&first.value.1),
                 ([one], _) => parse_value(&one.value.1),
                 (many, MultipleSeries::Sum) => many
                     .iter()
@@ -353,12 +396,16 @@ fn decode_response(
                     at: at.clone(),
                     n: many.len(),
                 }),
-            }
+            }?;
+            Ok(Sample { value, series })
         }
         "scalar" => {
             let (_, value): (f64, String) = serde_json::from_value(data.result)
                 .map_err(|e| decode(format!("bad scalar result: {e}")))?;
-            parse_value(&value)
+            Ok(Sample {
+                value: parse_value(&value)?,
+                series: 1,
+            })
         }
         other => Err(CollectError::UnsupportedResultType {
             at: at.clone(),
@@ -400,6 +447,25 @@ mod tests {
         assert_eq!(header("plain"), Some("Bearer plain".into()));
         assert_eq!(header(""), None);
         assert_eq!(authorization(None).map(|_| ()), None);
+    }
+
+    #[test]
+    fn first_takes_the_first_sample_in_prometheus_order() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"q":"b"},"value":[1,"7"]},{"metric":{"q":"a"},"value":[1,"3"]}]}}"#;
+        let got = decode_response(&at(), StatusCode::OK, body, MultipleSeries::First).unwrap();
+        assert_eq!(
+            got,
+            Sample {
+                value: 7.0,
+                series: 2
+            }
+        );
+        assert_eq!(MultipleSeries::default(), MultipleSeries::First);
+        assert_eq!(
+            PrometheusConfig::new("m", "http://p", "q").multiple_series,
+            MultipleSeries::First
+        );
     }
 
     #[test]

@@ -43,7 +43,15 @@ async fn real_prometheus_queries() {
         50.0
     );
     assert_eq!(value(&prom, "3 * 4", "x").await.unwrap(), 12.0);
-    // several series: an error that says to aggregate, unless summing is enabled
+    // several series, by default: the first in Prometheus' order, as the Go version
+    // (`sort`/`sort_desc` make that order certain here)
+    for (query, want) in [("sort_desc(queue_depth)", 42.0), ("sort(queue_depth)", 8.0)] {
+        let mut cfg = PrometheusConfig::new("queue_depth", &prom.url(), query);
+        cfg.timeout = Duration::from_secs(5);
+        let c = PrometheusCollector::new(cfg).unwrap();
+        assert_eq!(c.collect("x").await.unwrap(), want, "{query}");
+    }
+    // `multiple-series: error` says to aggregate; `sum` adds them
     let err = value(&prom, "queue_depth", "x").await.unwrap_err();
     assert!(
         matches!(err, CollectError::MultipleSeries { n: 2, .. }),

@@ -1,10 +1,16 @@
 //! Prometheus wire shapes against wiremock: what is sent (method, path, form, headers) and how
 //! every response shape of a real Prometheus (toolchain.md §3) is decoded.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fas_collect::{CollectError, Collector, MultipleSeries, PrometheusCollector, PrometheusConfig};
+use fas_collect::{
+    CollectError, Collector, MULTIPLE_SERIES_TOTAL, MultipleSeries, PrometheusCollector,
+    PrometheusConfig,
+};
+use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -157,6 +163,14 @@ async fn result_shapes() {
             Err("returned 2 series"),
         ),
         (vector(&["42", "8"]), MultipleSeries::Sum, Ok(50.0)),
+        (vector(&["42", "8"]), MultipleSeries::First, Ok(42.0)),
+        (vector(&["8", "42", "1"]), MultipleSeries::First, Ok(8.0)),
+        (vector(&["50"]), MultipleSeries::First, Ok(50.0)),
+        (
+            vector(&[]),
+            MultipleSeries::First,
+            Err("empty prometheus result"),
+        ),
         (vector(&["42", "8", "0.5"]), MultipleSeries::Sum, Ok(50.5)),
         (
             json!({"status":"success","data":{"resultType":"scalar","result":[1795948788.673,"50"]}}),
@@ -219,7 +233,10 @@ async fn nan_passes_through() {
 #[tokio::test]
 async fn several_series_error_says_to_aggregate() {
     let server = serve(200, vector(&["1", "2", "3"])).await;
-    let err = collector(&server.uri(), "queue_depth")
+    let mut cfg = PrometheusConfig::new("queue_depth", &server.uri(), "queue_depth");
+    cfg.multiple_series = MultipleSeries::Error;
+    let err = PrometheusCollector::new(cfg)
+        .unwrap()
         .collect("a")
         .await
         .unwrap_err();
@@ -458,4 +475,109 @@ async fn warnings_are_logged_and_the_token_never_leaks() {
         "token leaked in Debug/errors:\n{rendered}"
     );
     assert!(!logs.contains(CANARY), "token leaked in logs:\n{logs}");
+}
+
+/// A `metrics` recorder that keeps the counters, keyed by their name and sorted labels.
+#[derive(Default)]
+struct Counters(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
+
+struct CounterCell(Arc<AtomicU64>);
+
+impl metrics::CounterFn for CounterCell {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        self.0.fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let cell = self.0.lock().unwrap().entry(name).or_default().clone();
+        metrics::Counter::from_arc(Arc::new(CounterCell(cell)))
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+impl Counters {
+    fn get(&self, name: &str) -> Option<u64> {
+        let counters = self.0.lock().unwrap();
+        counters.get(name).map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn several_series_use_the_first_and_warn() {
+    // The Go version read result[0]; so does the default, with a warning and a counter.
+    const CANARY: &str = "canary-91d2-SECRET";
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let counters = Counters::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let query = r#"queue_depth{app="${APP_NAME}"}"#;
+    let (first, single) = metrics::with_local_recorder(&counters, || {
+        runtime.block_on(async {
+            let server = serve(200, vector(&["7", "2", "3"])).await;
+            let mut cfg = PrometheusConfig::new("queue_depth", &server.uri(), query);
+            cfg.token = Some(CANARY.into());
+            assert_eq!(cfg.multiple_series, MultipleSeries::First, "the default");
+            let c = PrometheusCollector::new(cfg).unwrap();
+            let first = c.collect("my-app").await.unwrap();
+            c.collect("my-app").await.unwrap();
+            // One series: no warning, no count.
+            let server = serve(200, vector(&["5"])).await;
+            let single = collector(&server.uri(), "sum(x)").collect("other").await;
+            (first, single.unwrap())
+        })
+    });
+    assert_eq!((first, single), (7.0, 5.0));
+    let logs = logs.text();
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "one warning per collection: {logs}");
+    for w in &warnings {
+        assert!(w.contains("several series"), "{w}");
+        assert!(w.contains(query), "names the query: {w}");
+        assert!(w.contains("series=3"), "names the series count: {w}");
+        assert!(
+            w.contains("metric=queue_depth") && w.contains("app=\"my-app\""),
+            "{w}"
+        );
+    }
+    assert!(!logs.contains(CANARY), "token leaked in logs:\n{logs}");
+    assert_eq!(
+        counters.get(&format!(
+            "{MULTIPLE_SERIES_TOTAL}{{app=my-app,metric=queue_depth}}"
+        )),
+        Some(2)
+    );
+    assert_eq!(
+        counters.get(&format!(
+            "{MULTIPLE_SERIES_TOTAL}{{app=other,metric=queue_depth}}"
+        )),
+        None
+    );
 }

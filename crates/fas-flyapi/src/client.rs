@@ -34,10 +34,37 @@ use tokio::time::Instant;
 /// Largest response body read (32 MiB); a list of thousands of machines fits comfortably.
 const MAX_BODY: usize = 32 << 20;
 
+/// The least time left in a call's budget for which another attempt is started (after a
+/// rate-limiter wait or a backoff); with less, the call ends with the error it has.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
+
+/// The total budget of one call: [`RetryPolicy::max_total`], stretched to the attempt timeout
+/// for a request that asks for a longer one (a wait call's server-side timeout plus a margin),
+/// so that such a call gets at least one whole attempt.
+fn call_budget(
+    max_total: Duration,
+    min_timeout: Option<Duration>,
+    per_attempt: Duration,
+) -> Duration {
+    match min_timeout {
+        Some(_) => max_total.max(per_attempt),
+        None => max_total,
+    }
+}
+
 type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A Fly Machines API + GraphQL client. Cheap to clone (an `Arc` inside), `Send + Sync`.
 /// Connections are pooled and reused (HTTP/1.1, or HTTP/2 when TLS negotiates it).
+///
+/// # Time bound of a call
+///
+/// Every method returns within [`RetryPolicy::max_total`] of being called (plus scheduling
+/// slack of a few milliseconds), whatever the server does: the client-side rate-limiter wait,
+/// every attempt, and every backoff or `Retry-After` wait all fit in that one budget (see
+/// [`RetryPolicy`]). The one exception is [`Client::wait_machine`], whose budget is at least
+/// its own attempt timeout (the server-side wait plus 5 s). [`Client::org_apps`] makes one
+/// call per page, each with its own budget.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -139,8 +166,8 @@ fn missing(what: &'static str, field: &str, body: &[u8]) -> Error {
 }
 
 impl Client {
-    /// Builds a client (no I/O). Fails on an invalid base URL, an empty token, or a token
-    /// that cannot be a header value.
+    /// Builds a client (no I/O). Fails on an invalid base URL, an empty token, a token
+    /// that cannot be a header value, or a zero `timeout` or `retry.max_total`.
     pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
         let machines_base = base_url("machines_base_url", &cfg.machines_base_url)?;
         let graphql_url = format!(
@@ -158,6 +185,12 @@ impl Client {
         if cfg.timeout.is_zero() {
             return Err(Error::InvalidConfig {
                 field: "timeout",
+                message: "must be greater than zero".to_owned(),
+            });
+        }
+        if cfg.retry.max_total.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "retry.max_total",
                 message: "must be greater than zero".to_owned(),
             });
         }
@@ -203,15 +236,49 @@ impl Client {
 
     /// Sends a request: client-side rate limit, then attempts with the retry policy. Returns
     /// the 2xx response or the typed error of the last attempt.
+    ///
+    /// Everything happens before one deadline, [`call_budget`] after the call starts: the
+    /// rate-limiter wait of every attempt is refused past it, each attempt's timeout is cut to
+    /// it, and a backoff (computed or `Retry-After`) that would leave less than
+    /// [`MIN_ATTEMPT`] before it is not slept: the last error is returned at once.
     async fn send(&self, req: &ApiRequest) -> Result<Response, Error> {
         let inner = &*self.inner;
         let policy = &inner.retry;
-        let started = Instant::now();
+        let per_attempt = req
+            .min_timeout
+            .map_or(inner.timeout, |m| m.max(inner.timeout));
+        let budget = call_budget(policy.max_total, req.min_timeout, per_attempt);
+        let deadline = Instant::now() + budget;
         let attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
+        let mut last: Option<Error> = None;
         loop {
-            inner.limiter.acquire(req.action, &req.rate_key).await?;
-            let err = match self.attempt(req, attempt).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = inner
+                .limiter
+                .acquire(req.action, &req.rate_key, left.saturating_sub(MIN_ATTEMPT))
+                .await
+            {
+                // On a retry the server's answer says more than the local refusal.
+                return Err(match last {
+                    Some(last) => {
+                        tracing::debug!(
+                            action = req.action.as_str(),
+                            attempt,
+                            error = %e,
+                            "retry budget exhausted while rate limited"
+                        );
+                        last
+                    }
+                    None => e,
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // Only reachable when a timer fired late; the budget is spent.
+                return Err(last.unwrap_or(Error::Timeout { timeout: budget }));
+            }
+            let err = match self.attempt(req, attempt, per_attempt.min(left)).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
@@ -223,11 +290,13 @@ impl Client {
                 .lock()
                 .map_or(1.0, |mut r| r.random_range(0.5..=1.0));
             let delay = retry_delay(policy, attempt, &err, jitter);
-            if started.elapsed() + delay > policy.max_total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if delay.saturating_add(MIN_ATTEMPT) > left {
                 tracing::debug!(
                     action = req.action.as_str(),
                     attempt,
                     delay_ms = delay.as_millis() as u64,
+                    left_ms = left.as_millis() as u64,
                     "retry budget exhausted"
                 );
                 return Err(err);
@@ -240,12 +309,18 @@ impl Client {
                 "retrying"
             );
             tokio::time::sleep(delay).await;
+            last = Some(err);
             attempt += 1;
         }
     }
 
-    /// One attempt: build the HTTP request, send it under the timeout, map the status.
-    async fn attempt(&self, req: &ApiRequest, attempt: u32) -> Result<Response, Error> {
+    /// One attempt: build the HTTP request, send it under `timeout`, map the status.
+    async fn attempt(
+        &self,
+        req: &ApiRequest,
+        attempt: u32,
+        timeout: Duration,
+    ) -> Result<Response, Error> {
         let inner = &*self.inner;
         let (url, auth, content_type) = match req.api {
             ApiKind::Machines => (
@@ -292,9 +367,6 @@ impl Client {
                 message: e.to_string(),
             })?;
 
-        let timeout = req
-            .min_timeout
-            .map_or(inner.timeout, |m| m.max(inner.timeout));
         let t0 = Instant::now();
         let exchange = async {
             let resp = inner

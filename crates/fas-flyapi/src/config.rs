@@ -27,7 +27,8 @@ pub struct ClientConfig {
     /// separated by commas.
     pub token: SecretString,
     /// Per-request timeout, covering connect, send and reading the whole body (default 10 s).
-    /// A wait call uses at least its own server-side timeout plus 5 s.
+    /// A wait call uses at least its own server-side timeout plus 5 s. An attempt's timeout is
+    /// cut to what is left of the call's [`RetryPolicy::max_total`].
     pub timeout: Duration,
     /// TCP connect timeout (default 5 s).
     pub connect_timeout: Duration,
@@ -59,11 +60,26 @@ impl ClientConfig {
     }
 }
 
-/// Bounded retries with jittered exponential backoff.
+/// Bounded retries with jittered exponential backoff, all within one total budget.
 ///
 /// Attempt `n` (1-based) that fails retryably waits `min(max_delay, initial_delay·2^(n-1))`
-/// scaled by a random factor in `[0.5, 1.0]`, or the server's `Retry-After` when present. No
-/// retry starts if it would end after `max_total` from the first attempt.
+/// scaled by a random factor in `[0.5, 1.0]`, or the server's `Retry-After` when present.
+///
+/// # Guarantee: a call ends within `max_total`
+///
+/// A call of [`crate::Client`] returns (with the response, or the error of its last attempt)
+/// within `max_total` of being called, plus scheduling slack of a few milliseconds:
+///
+/// - the client-side rate-limiter wait counts: a token that would come later than what is
+///   left of the budget is not waited for ([`crate::Error::LocalRateLimit`], nothing sent);
+/// - each attempt's timeout ([`ClientConfig::timeout`]) is cut to what is left of the
+///   budget, so a slow server ends the call with [`crate::Error::Timeout`] at the deadline;
+/// - a backoff or `Retry-After` wait that would leave (almost) no time for the next attempt
+///   is not slept: the last error is returned at once (waiting only to fail later helps no
+///   one, and retrying before the server's `Retry-After` would be rude).
+///
+/// A wait call ([`crate::Client::wait_machine`]) asks for a longer attempt (its server-side
+/// timeout plus 5 s); its budget is the larger of `max_total` and that attempt timeout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in total, the first included (default 4; 1 disables retries).
@@ -72,7 +88,8 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// Backoff cap (default 2 s).
     pub max_delay: Duration,
-    /// Budget for all attempts and waits of one call (default 10 s).
+    /// Budget for one whole call: rate-limiter wait, all attempts and all waits between them
+    /// (default 10 s; must be greater than zero).
     pub max_total: Duration,
 }
 

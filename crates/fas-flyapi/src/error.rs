@@ -64,11 +64,12 @@ pub enum Error {
         /// The body's `status` code string, e.g. `insufficient_capacity`, `name_taken`.
         code: Option<String>,
     },
-    /// The request did not complete within the per-request timeout. For a mutation the
-    /// side effect may or may not have happened.
+    /// The request did not complete within its timeout: the per-request timeout, or what was
+    /// left of the call's total budget ([`crate::RetryPolicy::max_total`]) when that was
+    /// shorter. For a mutation the side effect may or may not have happened.
     #[error("request timed out after {timeout:?}")]
     Timeout {
-        /// The timeout that expired.
+        /// The timeout that expired (the per-request timeout or the remaining budget).
         timeout: Duration,
     },
     /// Connecting, sending or receiving failed.
@@ -105,7 +106,9 @@ pub enum Error {
         /// The body's `message`.
         message: String,
     },
-    /// The client-side rate limiter would have had to wait longer than allowed.
+    /// The client-side rate limiter would have had to wait longer than allowed: longer than
+    /// [`crate::RateLimitPolicy::max_wait`], or than what is left of the call's total budget
+    /// ([`crate::RetryPolicy::max_total`]). Nothing was sent.
     #[error(
         "client-side rate limit for {action} on `{key}` needs a wait of {wait:?}, more than the allowed {max_wait:?}"
     )]
@@ -116,7 +119,8 @@ pub enum Error {
         key: String,
         /// The wait that would have been needed.
         wait: Duration,
-        /// The configured maximum wait.
+        /// The longest wait allowed: the configured `max_wait`, or the call's remaining budget
+        /// when that was shorter.
         max_wait: Duration,
     },
     /// A paged GraphQL listing went past the configured page cap.

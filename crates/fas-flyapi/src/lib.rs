@@ -49,8 +49,11 @@
 //! # Retry policy
 //!
 //! [`RetryPolicy`] (default: 4 attempts, backoff 100 ms doubling to 2 s with jitter in
-//! `[0.5, 1]` of the step, all attempts within 10 s). A `Retry-After` header on a 429 replaces
-//! the computed backoff; when the wait would end past the total budget the error is returned.
+//! `[0.5, 1]` of the step, the whole call within 10 s). A `Retry-After` header on a 429
+//! replaces the computed backoff; when the wait would end past the total budget the error is
+//! returned at once. The budget covers the whole call: the rate-limiter wait, every attempt
+//! (each attempt's timeout is cut to what is left) and every wait, so a call never outlives
+//! `max_total` (`tests/resilience.rs`, `*_within_the_total_budget`).
 //!
 //! - GETs and GraphQL queries are retried on 429, 5xx, client timeouts and transport errors.
 //! - Mutations (start, stop, suspend, destroy, lease, **create**) are retried only when no side

@@ -71,12 +71,14 @@ impl RateLimiter {
     }
 
     /// Reserves a token at `now` and returns how long to wait before using it. Fails (and
-    /// reserves nothing) when the wait would exceed `max_wait`.
+    /// reserves nothing) when the wait would exceed the policy's `max_wait` or `limit`,
+    /// whichever is shorter (the caller passes what is left of its call's total budget).
     pub(crate) fn reserve(
         &self,
         action: Action,
         key: &str,
         now: Instant,
+        limit: Duration,
     ) -> Result<Duration, Error> {
         let Some(rate) = self.rate_for(action) else {
             return Ok(Duration::ZERO);
@@ -99,21 +101,27 @@ impl RateLimiter {
         } else {
             Duration::ZERO
         };
-        if wait > self.policy.max_wait {
+        let max_wait = self.policy.max_wait.min(limit);
+        if wait > max_wait {
             return Err(Error::LocalRateLimit {
                 action: action.as_str(),
                 key: key.to_owned(),
                 wait,
-                max_wait: self.policy.max_wait,
+                max_wait,
             });
         }
         bucket.tokens -= 1.0;
         Ok(wait)
     }
 
-    /// Waits for a token.
-    pub(crate) async fn acquire(&self, action: Action, key: &str) -> Result<(), Error> {
-        let wait = self.reserve(action, key, Instant::now())?;
+    /// Waits for a token, at most `max_wait` or `limit` (see [`RateLimiter::reserve`]).
+    pub(crate) async fn acquire(
+        &self,
+        action: Action,
+        key: &str,
+        limit: Duration,
+    ) -> Result<(), Error> {
+        let wait = self.reserve(action, key, Instant::now(), limit)?;
         if !wait.is_zero() {
             tracing::debug!(
                 action = action.as_str(),
@@ -137,6 +145,9 @@ mod tests {
     use super::*;
     use crate::config::Rate;
 
+    /// No call budget: only the policy's `max_wait` bounds the wait.
+    const NO_LIMIT: Duration = Duration::MAX;
+
     /// Fly's published budget exactly (the defaults pace 10 % under it); exact numbers keep the
     /// arithmetic below readable.
     fn fly_budget() -> RateLimitPolicy {
@@ -154,7 +165,7 @@ mod tests {
         let t0 = Instant::now();
         let mut at = Vec::new();
         for _ in 0..6 {
-            rl.acquire(Action::Start, "m1").await.unwrap();
+            rl.acquire(Action::Start, "m1", NO_LIMIT).await.unwrap();
             at.push((Instant::now() - t0).as_millis());
         }
         assert_eq!(at, vec![0, 0, 0, 1000, 2000, 3000]);
@@ -165,11 +176,13 @@ mod tests {
         let rl = RateLimiter::new(fly_budget());
         let t0 = Instant::now();
         for i in 0..50 {
-            rl.acquire(Action::Start, &format!("m{i}")).await.unwrap();
+            rl.acquire(Action::Start, &format!("m{i}"), NO_LIMIT)
+                .await
+                .unwrap();
         }
         for _ in 0..3 {
-            rl.acquire(Action::Stop, "m0").await.unwrap();
-            rl.acquire(Action::Destroy, "m0").await.unwrap();
+            rl.acquire(Action::Stop, "m0", NO_LIMIT).await.unwrap();
+            rl.acquire(Action::Destroy, "m0", NO_LIMIT).await.unwrap();
         }
         assert_eq!(Instant::now(), t0);
     }
@@ -179,14 +192,17 @@ mod tests {
         let rl = RateLimiter::new(fly_budget());
         let now = Instant::now();
         for _ in 0..10 {
-            assert_eq!(rl.reserve(Action::Get, "m", now).unwrap(), Duration::ZERO);
+            assert_eq!(
+                rl.reserve(Action::Get, "m", now, NO_LIMIT).unwrap(),
+                Duration::ZERO
+            );
         }
         assert_eq!(
-            rl.reserve(Action::Get, "m", now).unwrap(),
+            rl.reserve(Action::Get, "m", now, NO_LIMIT).unwrap(),
             Duration::from_millis(200)
         );
         assert_eq!(
-            rl.reserve(Action::Get, "m", now).unwrap(),
+            rl.reserve(Action::Get, "m", now, NO_LIMIT).unwrap(),
             Duration::from_millis(400)
         );
     }
@@ -200,10 +216,12 @@ mod tests {
         let rl = RateLimiter::new(policy);
         let now = Instant::now();
         for _ in 0..4 {
-            rl.reserve(Action::Create, "app", now).unwrap();
+            rl.reserve(Action::Create, "app", now, NO_LIMIT).unwrap();
         }
         // 5th needs 2 s > 1.5 s.
-        let e = rl.reserve(Action::Create, "app", now).unwrap_err();
+        let e = rl
+            .reserve(Action::Create, "app", now, NO_LIMIT)
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -215,8 +233,37 @@ mod tests {
             "{e}"
         );
         assert!(
-            rl.reserve(Action::Create, "app", now + Duration::from_millis(600))
-                .is_ok()
+            rl.reserve(
+                Action::Create,
+                "app",
+                now + Duration::from_millis(600),
+                NO_LIMIT
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_call_budget_shorter_than_max_wait_bounds_the_wait() {
+        let rl = RateLimiter::new(fly_budget());
+        let now = Instant::now();
+        for _ in 0..3 {
+            rl.reserve(Action::Stop, "m", now, Duration::ZERO).unwrap();
+        }
+        // The 4th needs 1 s: within `max_wait` (30 s) but not within a 500 ms budget.
+        let e = rl
+            .reserve(Action::Stop, "m", now, Duration::from_millis(500))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::LocalRateLimit { wait, max_wait, .. }
+                if wait == Duration::from_secs(1) && max_wait == Duration::from_millis(500)),
+            "{e}"
+        );
+        // Nothing was reserved: with a longer budget the same token is due in 1 s.
+        assert_eq!(
+            rl.reserve(Action::Stop, "m", now, Duration::from_secs(1))
+                .unwrap(),
+            Duration::from_secs(1)
         );
     }
 
@@ -225,12 +272,15 @@ mod tests {
         let rl = RateLimiter::new(RateLimitPolicy::disabled());
         let now = Instant::now();
         for _ in 0..100 {
-            assert_eq!(rl.reserve(Action::Start, "m", now).unwrap(), Duration::ZERO);
+            assert_eq!(
+                rl.reserve(Action::Start, "m", now, NO_LIMIT).unwrap(),
+                Duration::ZERO
+            );
         }
         let rl = RateLimiter::new(fly_budget());
         for _ in 0..100 {
             assert_eq!(
-                rl.reserve(Action::GraphQl, "", now).unwrap(),
+                rl.reserve(Action::GraphQl, "", now, NO_LIMIT).unwrap(),
                 Duration::ZERO
             );
         }
@@ -246,19 +296,30 @@ mod tests {
         let rl = RateLimiter::new(policy);
         let now = Instant::now();
         for i in 0..8 {
-            rl.reserve(Action::Start, &format!("m{i}"), now).unwrap();
+            rl.reserve(Action::Start, &format!("m{i}"), now, NO_LIMIT)
+                .unwrap();
         }
         assert_eq!(rl.bucket_count(), 8);
         // Two seconds later every bucket is full again, so the next insert sweeps them all.
-        rl.reserve(Action::Start, "fresh", now + Duration::from_secs(2))
-            .unwrap();
+        rl.reserve(
+            Action::Start,
+            "fresh",
+            now + Duration::from_secs(2),
+            NO_LIMIT,
+        )
+        .unwrap();
         assert_eq!(rl.bucket_count(), 1);
         // Busy buckets survive a sweep.
         for i in 0..8 {
-            rl.reserve(Action::Stop, &format!("m{i}"), now + Duration::from_secs(3))
-                .unwrap();
+            rl.reserve(
+                Action::Stop,
+                &format!("m{i}"),
+                now + Duration::from_secs(3),
+                NO_LIMIT,
+            )
+            .unwrap();
         }
-        rl.reserve(Action::Stop, "x", now + Duration::from_secs(3))
+        rl.reserve(Action::Stop, "x", now + Duration::from_secs(3), NO_LIMIT)
             .unwrap();
         assert!(rl.bucket_count() >= 9);
     }

@@ -1,10 +1,10 @@
 //! Retries and client-side rate limiting against wiremock.
 
-mod common;
+mod support;
 
 use fas_flyapi::{
-    Client, ClientConfig, CreateMachineRequest, Error, ListMachinesOptions, MachineConfig,
-    MachineState, RateLimitPolicy, StopRequest,
+    Client, ClientConfig, CreateMachineRequest, DestroyOptions, Error, ListMachinesOptions,
+    MachineConfig, MachineState, Rate, RateLimitPolicy, StopRequest, WaitOptions,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -17,11 +17,11 @@ fn fixture(name: &str) -> Value {
 }
 
 fn config(server: &MockServer) -> ClientConfig {
-    common::config_with_token(server, "FlyV1 fm2_x")
+    support::config_with_token(server, "FlyV1 fm2_x")
 }
 
 fn client(server: &MockServer) -> Client {
-    common::client_with_token(server, "FlyV1 fm2_x")
+    support::client_with_token(server, "FlyV1 fm2_x")
 }
 
 #[tokio::test]
@@ -286,5 +286,216 @@ async fn retry_after_seconds_are_waited_for() {
         t0.elapsed() >= Duration::from_millis(950),
         "{:?}",
         t0.elapsed()
+    );
+}
+
+// The total budget (`RetryPolicy::max_total`) bounds the whole call: rate-limiter wait, every
+// attempt and every backoff. These run in real time (wiremock answers from its own threads, so
+// a paused tokio clock would fire the timeouts before the server could answer), with budgets
+// of about a second and a slack for a loaded machine.
+
+/// Scheduling slack allowed on top of a budget.
+const SLACK: Duration = Duration::from_millis(250);
+
+/// A client for `server` with the given total budget and per-attempt timeout.
+fn budgeted(server: &MockServer, max_total: Duration, timeout: Duration) -> Client {
+    let mut cfg = config(server);
+    cfg.retry.max_total = max_total;
+    cfg.timeout = timeout;
+    Client::new(cfg).unwrap()
+}
+
+fn assert_within(elapsed: Duration, budget: Duration) {
+    eprintln!("elapsed {elapsed:?}, budget {budget:?}");
+    assert!(
+        elapsed <= budget + SLACK,
+        "the call took {elapsed:?}, budget {budget:?} + slack {SLACK:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_server_ends_a_retried_get_within_the_total_budget() {
+    // Attempt 1 times out at 900 ms; the retry may only use the ~100 ms left (before the fix
+    // it got a whole 900 ms timeout: about 1.8 s in all).
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/a/machines/m1"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let budget = Duration::from_secs(1);
+    let c = budgeted(&server, budget, Duration::from_millis(900));
+    let t0 = std::time::Instant::now();
+    let e = c.get_machine("a", "m1").await.unwrap_err();
+    let elapsed = t0.elapsed();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert_within(elapsed, budget);
+}
+
+#[tokio::test]
+async fn a_mutation_retried_after_a_slow_503_ends_within_the_total_budget() {
+    // A 503 after 700 ms is retried (no side effect); the retry's timeout is cut to the
+    // ~300 ms left, so the call ends at the budget instead of at ~1.4 s. (Retry-After is
+    // honoured on 429 only; on a 503 the short computed backoff applies.)
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/stop"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .insert_header("retry-after", "5")
+                .set_delay(Duration::from_millis(700)),
+        )
+        .mount(&server)
+        .await;
+    let budget = Duration::from_secs(1);
+    let c = budgeted(&server, budget, Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
+    let e = c
+        .stop_machine("a", "m1", &StopRequest::default(), None)
+        .await
+        .unwrap_err();
+    let elapsed = t0.elapsed();
+    assert!(
+        matches!(e, Error::Timeout { timeout } if timeout < Duration::from_millis(400)),
+        "{e:?}"
+    );
+    assert_within(elapsed, budget);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_then_a_slow_attempt_ends_within_the_total_budget() {
+    // Retry-After: 1 fits in the 1.5 s budget and is honoured; the attempt after it gets the
+    // ~0.5 s left, not its 2 s timeout.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/start"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/start"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let budget = Duration::from_millis(1500);
+    let c = budgeted(&server, budget, Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
+    let e = c.start_machine("a", "m1", None).await.unwrap_err();
+    let elapsed = t0.elapsed();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "Retry-After honoured: {elapsed:?}"
+    );
+    assert_within(elapsed, budget);
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_budget_left_returns_the_last_error_at_once() {
+    // 429 after 600 ms with Retry-After: 1 while 400 ms are left: no sleep, the 429 returns.
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/a/machines/m1"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_delay(Duration::from_millis(600)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let budget = Duration::from_secs(1);
+    let c = budgeted(&server, budget, Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
+    let e = c
+        .destroy_machine("a", "m1", &DestroyOptions::default(), None)
+        .await
+        .unwrap_err();
+    let elapsed = t0.elapsed();
+    assert!(
+        matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(1)),
+        "{e:?}"
+    );
+    assert_within(elapsed, Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn the_rate_limiter_wait_counts_in_the_total_budget() {
+    // One token per second per machine: the second stop would wait 1 s for its token, more
+    // than the 600 ms budget, so it fails at once without sending anything (before the fix it
+    // waited the whole second: only `max_wait`, 30 s, bounded it).
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/a/machines/m1/stop"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let budget = Duration::from_millis(600);
+    let mut cfg = config(&server);
+    cfg.retry.max_total = budget;
+    cfg.rate_limit.action = Rate::new(1.0, 1);
+    let c = Client::new(cfg).unwrap();
+    c.stop_machine("a", "m1", &StopRequest::default(), None)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let e = c
+        .stop_machine("a", "m1", &StopRequest::default(), None)
+        .await
+        .unwrap_err();
+    let elapsed = t0.elapsed();
+    assert!(
+        matches!(e, Error::LocalRateLimit { action: "stop", max_wait, .. } if max_wait < budget),
+        "{e:?}"
+    );
+    assert_within(elapsed, budget);
+}
+
+#[tokio::test]
+async fn a_wait_call_gets_its_whole_attempt_beyond_max_total() {
+    // A wait asks for its server-side timeout plus 5 s; its budget stretches to that.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/a/machines/m1/wait"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true}))
+                .set_delay(Duration::from_millis(800)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = budgeted(
+        &server,
+        Duration::from_millis(300),
+        Duration::from_millis(200),
+    );
+    let opts = WaitOptions {
+        timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    c.wait_machine("a", "m1", &opts).await.unwrap();
+}
+
+#[test]
+fn a_zero_total_budget_is_a_config_error() {
+    let mut cfg = ClientConfig::new("FlyV1 fm2_x");
+    cfg.retry.max_total = Duration::ZERO;
+    let e = Client::new(cfg).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidConfig {
+                field: "retry.max_total",
+                ..
+            }
+        ),
+        "{e:?}"
     );
 }

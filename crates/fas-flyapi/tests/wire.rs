@@ -1,7 +1,7 @@
 //! Wire-level tests against wiremock: method, path, query, headers and body of every request,
 //! status mapping, retries and client-side rate limiting.
 
-mod common;
+mod support;
 
 use fas_flyapi::{
     Client, ClientConfig, CreateMachineRequest, DestroyOptions, DestroyParam, Error, LeaseRequest,
@@ -22,11 +22,11 @@ fn fixture(name: &str) -> Value {
 }
 
 fn config(server: &MockServer) -> ClientConfig {
-    common::config_with_token(server, TOKEN)
+    support::config_with_token(server, TOKEN)
 }
 
 fn client(server: &MockServer) -> Client {
-    common::client_with_token(server, TOKEN)
+    support::client_with_token(server, TOKEN)
 }
 
 /// Exact `Authorization` match (wiremock's `header` matcher splits values on commas).
