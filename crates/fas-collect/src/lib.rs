@@ -56,6 +56,8 @@
 //! decodes the two tiny messages by hand (about 80 lines, unit-tested against protoc's bytes),
 //! frames them with gRPC's 5-byte prefix and maps the `grpc-status` / `grpc-message` trailers to
 //! [`CollectError::Grpc`]. It is tested against the real Temporal dev server.
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 mod error;
 mod expand;

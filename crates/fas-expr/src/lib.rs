@@ -78,6 +78,8 @@
 //! `clamp` registered, so no engine setting changes it; the rest is looking the five names up
 //! and storing the values in the `Scope`. Compilation takes a few microseconds and happens once,
 //! at load.
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 mod check;
 mod count;

@@ -99,6 +99,8 @@
 //! - **FullImageRef**: an empty registry gives `repository…` without fly-go's leading `/`.
 //! - **Process group**: empty metadata values count as absent; there is no `"app"` default.
 //! - **Token parsing**: empty comma-separated pieces are dropped (fly-go would keep them).
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 pub mod auth;
 mod client;

@@ -92,6 +92,8 @@
 //! - The lock on the world is never held across an await (the `wait` handler re-locks after each sleep).
 //! - Rate limits, leases, auth, 404s, filters, pagination, faults and list lag: `tests/sim_*.rs`; the typed
 //!   client against the simulator: `tests/client_vs_sim.rs`.
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 mod api;
 mod config;

@@ -133,6 +133,8 @@
 //! assert_eq!(report.stats().start.ok, 1);
 //! assert_eq!(*ops.0.lock().unwrap(), ["start m2"]);
 //! ```
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 mod exec;
 mod model;

@@ -13,6 +13,8 @@
 //!
 //! Waiting is always bounded: readiness and data polls panic after a deadline, with the server's
 //! log tail in the message.
+// Library crates document every public item; the workspace lint only warns (binaries).
+#![deny(missing_docs)]
 
 mod exporter;
 mod process;
