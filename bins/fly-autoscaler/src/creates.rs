@@ -157,11 +157,19 @@ mod tests {
         let t0 = Instant::now();
         let mut rc = RecentCreates::default();
         rc.record(t0, [("a".into(), "iad".into()), ("b".into(), "ord".into())]);
-        let o = rc.observe(&[listed("x", "started")], "app", t0 + Duration::from_secs(2));
+        let o = rc.observe(
+            &[listed("x", "started")],
+            "app",
+            t0 + Duration::from_secs(2),
+        );
         assert_eq!(ids(&o.unlisted), ["a", "b"]);
         assert_eq!(o.unlisted[1].region, "ord");
         assert!(!o.unlisted[0].has_config, "never a clone source");
-        let o = rc.observe(&[listed("a", "starting")], "app", t0 + Duration::from_secs(4));
+        let o = rc.observe(
+            &[listed("a", "starting")],
+            "app",
+            t0 + Duration::from_secs(4),
+        );
         assert_eq!(ids(&o.unlisted), ["b"], "a is listed now");
         let o = rc.observe(
             &[listed("a", "started"), listed("b", "started")],
@@ -179,7 +187,10 @@ mod tests {
         rc.record(t0, [("a".into(), "iad".into())]);
         let o = rc.observe(&[], "app", t0 + LIST_GRACE);
         assert!(o.unlisted.is_empty());
-        assert!(o.all_failed.is_empty(), "a machine never seen is not a failed boot");
+        assert!(
+            o.all_failed.is_empty(),
+            "a machine never seen is not a failed boot"
+        );
         assert!(rc.is_empty());
     }
 

@@ -15,9 +15,9 @@ use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::build_reconciler;
 use crate::config::{self, Purpose, Sources};
 use crate::http::response;
-use crate::cli::build_reconciler;
 use crate::schedule;
 
 const APP: &str = "demo-app";

@@ -24,8 +24,7 @@ pub trait Fly: Send + Sync + fmt::Debug + 'static {
     /// The names of the organization's apps (wildcard mode).
     async fn org_apps(&self, org: &str) -> Result<Vec<String>, fas_flyapi::Error>;
     /// The executor's operations on `app`, cloning from the machines of `listed`.
-    fn machine_ops<'a>(&'a self, app: &'a str, listed: &'a [Machine])
-    -> Box<dyn MachineOps + 'a>;
+    fn machine_ops<'a>(&'a self, app: &'a str, listed: &'a [Machine]) -> Box<dyn MachineOps + 'a>;
 }
 
 #[async_trait::async_trait]
@@ -44,11 +43,7 @@ impl Fly for Client {
         Ok(apps.into_iter().map(|a| a.name).collect())
     }
 
-    fn machine_ops<'a>(
-        &'a self,
-        app: &'a str,
-        listed: &'a [Machine],
-    ) -> Box<dyn MachineOps + 'a> {
+    fn machine_ops<'a>(&'a self, app: &'a str, listed: &'a [Machine]) -> Box<dyn MachineOps + 'a> {
         Box::new(FlyOps::new(self, app, listed))
     }
 }

@@ -128,7 +128,11 @@ pub fn wants_follow_up(outcome: &TickOutcome) -> bool {
         .iter()
         .any(|o| matches!(o.result, Outcome::Ok));
     let more = matches!(outcome.plan.kind(), PlanKind::Create | PlanKind::Destroy)
-        || outcome.plan.notes.iter().any(|n| n.kind == NoteKind::Capped);
+        || outcome
+            .plan
+            .notes
+            .iter()
+            .any(|n| n.kind == NoteKind::Capped);
     progressed && more
 }
 
@@ -407,7 +411,12 @@ mod tests {
     fn a_start_plan_is_followed_up_only_when_capped() {
         let t0 = Instant::now();
         let start = Action::Start { id: "m1".into() };
-        let next = decide(&Ok(outcome(Some(start.clone()), true, false)), t0, t0, &POLICY);
+        let next = decide(
+            &Ok(outcome(Some(start.clone()), true, false)),
+            t0,
+            t0,
+            &POLICY,
+        );
         assert_eq!(next.why(), Why::Interval);
         let next = decide(&Ok(outcome(Some(start), true, true)), t0, t0, &POLICY);
         assert_eq!(next.why(), Why::FollowUp);

@@ -51,6 +51,9 @@ pub const RECONCILE_DURATION: &str = "fas_reconcile_duration_seconds";
 pub const APP_RECONCILE_COUNT: &str = "fas_app_reconcile_count";
 /// New: unix time of the last reconciliation that completed without error (`app`).
 pub const LAST_SUCCESS: &str = "fas_last_successful_reconcile_timestamp_seconds";
+/// New: collections where a Prometheus query returned several series and the first was used
+/// (`app`, `metric`); emitted by `fas-collect`.
+pub use fas_collect::MULTIPLE_SERIES_TOTAL as COLLECT_MULTIPLE_SERIES;
 /// New: batches of creates whose machines all ended `failed` (`app`): a clone that cannot boot.
 pub const CREATES_ALL_FAILED: &str = "fas_creates_all_failed_total";
 
@@ -101,6 +104,10 @@ fn describe() {
     describe_gauge!(
         LAST_SUCCESS,
         "Unix time of the last successful reconciliation"
+    );
+    describe_counter!(
+        COLLECT_MULTIPLE_SERIES,
+        "Collections where several series came back and the first was used"
     );
     describe_counter!(
         CREATES_ALL_FAILED,

@@ -182,7 +182,11 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// A reconciler over `fly` (the Fly API client, or a fake in tests).
-    pub fn new(config: Arc<Config>, fly: Arc<dyn Fly>, collectors: Vec<Arc<dyn Collector>>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        fly: Arc<dyn Fly>,
+        collectors: Vec<Arc<dyn Collector>>,
+    ) -> Self {
         Reconciler {
             config,
             fly,
@@ -315,10 +319,13 @@ impl Reconciler {
             }
         };
         let report = fas_reconcile::execute(&ops, &plan, &exec, stop).await;
-        let created = report.outcomes.iter().filter_map(|o| match (&o.action, &o.created_id) {
-            (Action::Create { region, .. }, Some(id)) => Some((id.clone(), region.clone())),
-            _ => None,
-        });
+        let created = report
+            .outcomes
+            .iter()
+            .filter_map(|o| match (&o.action, &o.created_id) {
+                (Action::Create { region, .. }, Some(id)) => Some((id.clone(), region.clone())),
+                _ => None,
+            });
         let created: Vec<_> = created.collect();
         self.with_state(app, |state| state.creates.record(Instant::now(), created));
         record_report(app, &plan, &report);

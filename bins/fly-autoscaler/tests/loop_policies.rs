@@ -5,42 +5,17 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fas_collect::Collector;
 use fas_reconcile::{ActionKind, NoteKind, OpErrorKind, Outcome};
-use fly_autoscaler::config::{self, Purpose, Sources};
 use fly_autoscaler::schedule;
 use fly_autoscaler::tick::{Reconciler, TickError};
 use support::fake_fly::{FakeFly, SetCollector, machine};
 use tokio_util::sync::CancellationToken;
 
-/// A reconciler over `fly` with one collector `load` and the given `FAS_*` settings.
 fn reconciler(fly: &FakeFly, load: &SetCollector, settings: &[(&str, &str)]) -> Arc<Reconciler> {
-    let mut env: BTreeMap<String, String> = [
-        ("FAS_APP_NAME", "app"),
-        ("FAS_API_TOKEN", "test-token"),
-        // The collector is replaced by `load` below; the address only satisfies validation.
-        ("FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:1"),
-        ("FAS_PROMETHEUS_METRIC_NAME", "load"),
-        ("FAS_PROMETHEUS_QUERY", "load"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in settings {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let sources = Sources { env, file: None };
-    let config = config::load(&sources, Purpose::Serve).expect("valid test configuration");
-    let collectors: Vec<Arc<dyn Collector>> = vec![Arc::new(load.clone())];
-    Arc::new(Reconciler::new(
-        Arc::new(config),
-        Arc::new(fly.clone()),
-        collectors,
-    ))
+    support::fake_fly::reconciler(Arc::new(fly.clone()), load, settings)
 }
 
 /// Runs the loop for `span` of (paused) time, then shuts it down and waits for the drain.
@@ -94,7 +69,10 @@ async fn follow_up_ticks_never_create_twice_whatever_the_list_lag() {
         let r = reconciler(
             &fly,
             &load,
-            &[("FAS_CREATED_MACHINE_COUNT", "load"), ("FAS_INTERVAL", "1s")],
+            &[
+                ("FAS_CREATED_MACHINE_COUNT", "load"),
+                ("FAS_INTERVAL", "1s"),
+            ],
         );
         run_for(r, Duration::from_secs(90)).await;
         assert_eq!(
@@ -125,9 +103,19 @@ async fn every_create_ending_failed_is_noted_once_and_failed_machines_are_not_re
         .collect();
     assert_eq!(notes.len(), 1, "{:?}", second.plan.notes);
     assert!(notes[0].message.contains("new001") && notes[0].message.contains("new002"));
-    assert!(second.plan.actions.is_empty(), "failed machines count as created: no new clone");
+    assert!(
+        second.plan.actions.is_empty(),
+        "failed machines count as created: no new clone"
+    );
     let third = r.reconcile("app", &shutdown).await.expect("tick 3");
-    assert!(third.plan.notes.iter().all(|n| n.kind != NoteKind::CreatesFailed), "noted once");
+    assert!(
+        third
+            .plan
+            .notes
+            .iter()
+            .all(|n| n.kind != NoteKind::CreatesFailed),
+        "noted once"
+    );
     assert_eq!(fly.calls_of("create", "app").len(), 2);
 }
 
@@ -154,7 +142,10 @@ async fn a_failed_app_list_refresh_keeps_the_old_list_and_a_removed_app_is_forgo
     fly.set_org_apps(None);
     // Refreshes at 30 s and 45 s fail; both apps keep being reconciled every 15 s.
     tokio::time::sleep(Duration::from_secs(50)).await;
-    assert_eq!(secs(&fly.calls_of("list", "app-b")), [0.0, 15.0, 30.0, 45.0]);
+    assert_eq!(
+        secs(&fly.calls_of("list", "app-b")),
+        [0.0, 15.0, 30.0, 45.0]
+    );
     assert!(fly.calls_of("org_apps", "").len() >= 3);
     // The list comes back without app-b: it is no longer reconciled and its state is gone.
     fly.set_org_apps(Some(&["app-a"]));
@@ -162,7 +153,10 @@ async fn a_failed_app_list_refresh_keeps_the_old_list_and_a_removed_app_is_forgo
     shutdown.cancel();
     task.await.unwrap().unwrap();
     // The refresh at 60 s drops app-b before its tick was due.
-    assert_eq!(secs(&fly.calls_of("list", "app-b")), [0.0, 15.0, 30.0, 45.0]);
+    assert_eq!(
+        secs(&fly.calls_of("list", "app-b")),
+        [0.0, 15.0, 30.0, 45.0]
+    );
     assert!(fly.calls_of("list", "app-a").len() >= 6);
     assert_eq!(r.remembered_apps(), ["app-a"]);
 }
@@ -189,7 +183,11 @@ async fn a_cut_tick_still_reports_the_calls_that_were_answered() {
     let fly = FakeFly::new();
     fly.add(
         "app",
-        [machine("m1", "stopped"), machine("m2", "stopped"), machine("m3", "stopped")],
+        [
+            machine("m1", "stopped"),
+            machine("m2", "stopped"),
+            machine("m3", "stopped"),
+        ],
     );
     // m2's start never answers within the tick; m1 and m3 answer at once.
     fly.knobs(|k| {
@@ -202,8 +200,14 @@ async fn a_cut_tick_still_reports_the_calls_that_were_answered() {
         &[("FAS_STARTED_MACHINE_COUNT", "load"), ("FAS_TIMEOUT", "5s")],
     );
     let t0 = tokio::time::Instant::now();
-    let outcome = r.reconcile("app", &CancellationToken::new()).await.expect("an outcome, not an error");
-    assert_eq!(t0.elapsed(), Duration::from_secs(5) + fly_autoscaler::tick::IN_FLIGHT_GRACE);
+    let outcome = r
+        .reconcile("app", &CancellationToken::new())
+        .await
+        .expect("an outcome, not an error");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(5) + fly_autoscaler::tick::IN_FLIGHT_GRACE
+    );
     let stats = outcome.report.stats().of(ActionKind::Start);
     assert_eq!((stats.ok, stats.failed), (2, 1));
     let cut = outcome
@@ -227,7 +231,10 @@ async fn shutdown_drains_the_calls_in_flight_and_launches_nothing_new() {
     let r = reconciler(
         &fly,
         &load,
-        &[("FAS_STARTED_MACHINE_COUNT", "load"), ("FAS_ACTION_CONCURRENCY", "1")],
+        &[
+            ("FAS_STARTED_MACHINE_COUNT", "load"),
+            ("FAS_ACTION_CONCURRENCY", "1"),
+        ],
     );
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(schedule::run(r, shutdown.clone()));
@@ -260,5 +267,8 @@ async fn no_two_ticks_of_one_app_run_at_once() {
     run_for(r, Duration::from_secs(100)).await;
     assert_eq!(fly.max_concurrent_lists("app"), 1);
     // Overrunning ticks are followed at once, not in a burst: 0, 20, 40, 60, 80.
-    assert_eq!(secs(&fly.calls_of("list", "app")), [0.0, 20.0, 40.0, 60.0, 80.0]);
+    assert_eq!(
+        secs(&fly.calls_of("list", "app")),
+        [0.0, 20.0, 40.0, 60.0, 80.0]
+    );
 }

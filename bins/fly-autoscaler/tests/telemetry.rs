@@ -3,31 +3,17 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fas_collect::Collector;
-use fly_autoscaler::config::{self, Purpose, Sources};
 use fly_autoscaler::{schedule, telemetry, tick::Reconciler};
 use support::fake_fly::{FakeFly, SetCollector, machine};
 use support::{parse_metrics, sample};
 use tokio_util::sync::CancellationToken;
 
 fn reconciler(fly: &FakeFly, settings: &[(&str, &str)]) -> Arc<Reconciler> {
-    let env: BTreeMap<String, String> = [
-        ("FAS_API_TOKEN", "test-token"),
-        ("FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:1"),
-        ("FAS_PROMETHEUS_METRIC_NAME", "load"),
-        ("FAS_PROMETHEUS_QUERY", "load"),
-    ]
-    .iter()
-    .chain(settings)
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let config = config::load(&Sources { env, file: None }, Purpose::Serve).expect("config");
-    let load: Vec<Arc<dyn Collector>> = vec![Arc::new(SetCollector::new("load", 3.0))];
-    Arc::new(Reconciler::new(Arc::new(config), Arc::new(fly.clone()), load))
+    let load = SetCollector::new("load", 3.0);
+    support::fake_fly::reconciler(Arc::new(fly.clone()), &load, settings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,13 +25,22 @@ async fn go_counters_and_per_app_gauges() {
     fly.add("solo", [machine("s1", "started")]);
     let r = reconciler(
         &fly,
-        &[("FAS_APP_NAME", "solo"), ("FAS_STARTED_MACHINE_COUNT", "load")],
+        &[
+            ("FAS_APP_NAME", "solo"),
+            ("FAS_STARTED_MACHINE_COUNT", "load"),
+        ],
     );
-    let outcome = r.reconcile("solo", &CancellationToken::new()).await.unwrap();
+    let outcome = r
+        .reconcile("solo", &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(outcome.plan.kind().as_str(), "start");
     assert!(outcome.plan.actions.is_empty());
     let m = parse_metrics(&handle.render());
-    assert_eq!(sample(&m, "fas_reconcile_count", &[("status", "start")]), Some(1.0));
+    assert_eq!(
+        sample(&m, "fas_reconcile_count", &[("status", "start")]),
+        Some(1.0)
+    );
 
     // Wildcard: app-b leaves the org's list; its gauges leave /metrics, app-a's stay.
     let fly = FakeFly::new();
@@ -67,8 +62,18 @@ async fn go_counters_and_per_app_gauges() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let m = parse_metrics(&handle.render());
     for app in ["app-a", "app-b"] {
-        assert_eq!(sample(&m, "fas_machines", &[("app", app), ("state", "started")]), Some(1.0));
-        assert!(sample(&m, "fas_last_successful_reconcile_timestamp_seconds", &[("app", app)]).is_some());
+        assert_eq!(
+            sample(&m, "fas_machines", &[("app", app), ("state", "started")]),
+            Some(1.0)
+        );
+        assert!(
+            sample(
+                &m,
+                "fas_last_successful_reconcile_timestamp_seconds",
+                &[("app", app)]
+            )
+            .is_some()
+        );
     }
     fly.set_org_apps(Some(&["app-a"]));
     // The exporter notices idle series when it renders (a scrape): one scrape after the removal,
@@ -81,8 +86,36 @@ async fn go_counters_and_per_app_gauges() {
     task.await.unwrap().unwrap();
     let m = parse_metrics(&text);
     assert_eq!(r.remembered_apps(), ["app-a"]);
-    assert_eq!(sample(&m, "fas_machines", &[("app", "app-b"), ("state", "started")]), None);
-    assert_eq!(sample(&m, "fas_target_machine_count", &[("app", "app-b"), ("count", "started"), ("bound", "min")]), None);
-    assert_eq!(sample(&m, "fas_machines", &[("app", "app-a"), ("state", "started")]), Some(1.0));
-    assert!(sample(&m, "fas_last_successful_reconcile_timestamp_seconds", &[("app", "app-a")]).is_some());
+    assert_eq!(
+        sample(
+            &m,
+            "fas_machines",
+            &[("app", "app-b"), ("state", "started")]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "fas_target_machine_count",
+            &[("app", "app-b"), ("count", "started"), ("bound", "min")]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "fas_machines",
+            &[("app", "app-a"), ("state", "started")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "fas_last_successful_reconcile_timestamp_seconds",
+            &[("app", "app-a")]
+        )
+        .is_some()
+    );
 }

@@ -3,37 +3,25 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fas_collect::Collector;
 use fas_flysim::{MachineSpec, SimConfig, Simulator};
-use fly_autoscaler::config::{self, Purpose, Sources};
 use fly_autoscaler::{cli, schedule, tick::Reconciler};
 use support::fake_fly::SetCollector;
 use tokio_util::sync::CancellationToken;
 
+/// A reconciler over the real client to `sim` (the token and URLs of the simulator).
 fn reconciler(sim: &Simulator, load: &SetCollector, settings: &[(&str, &str)]) -> Arc<Reconciler> {
-    let mut env: BTreeMap<String, String> = [
-        ("FAS_APP_NAME", "app"),
+    let base = sim.base_url();
+    let mut all = vec![
         ("FAS_API_TOKEN", sim.token()),
-        ("FLY_FLAPS_BASE_URL", &sim.base_url()),
-        ("FLY_API_BASE_URL", &sim.base_url()),
-        ("FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:1"),
-        ("FAS_PROMETHEUS_METRIC_NAME", "load"),
-        ("FAS_PROMETHEUS_QUERY", "load"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in settings {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let config = config::load(&Sources { env, file: None }, Purpose::Serve).expect("config");
-    let client = cli::build_client(&config).expect("client");
-    let collectors: Vec<Arc<dyn Collector>> = vec![Arc::new(load.clone())];
-    Arc::new(Reconciler::new(Arc::new(config), Arc::new(client), collectors))
+        ("FLY_FLAPS_BASE_URL", base.as_str()),
+        ("FLY_API_BASE_URL", base.as_str()),
+    ];
+    all.extend_from_slice(settings);
+    let client = cli::build_client(&support::fake_fly::test_config(&all)).expect("client");
+    support::fake_fly::reconciler(Arc::new(client), load, &all)
 }
 
 /// With the simulator's list lag longer than the follow-up delay and than the interval, the
@@ -49,7 +37,10 @@ async fn list_lag_longer_than_the_follow_up_creates_each_machine_once() {
     let r = reconciler(
         &sim,
         &load,
-        &[("FAS_CREATED_MACHINE_COUNT", "load"), ("FAS_INTERVAL", "500ms")],
+        &[
+            ("FAS_CREATED_MACHINE_COUNT", "load"),
+            ("FAS_INTERVAL", "500ms"),
+        ],
     );
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(schedule::run(r, shutdown.clone()));
@@ -57,6 +48,9 @@ async fn list_lag_longer_than_the_follow_up_creates_each_machine_once() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(sim.count_route("create"), 3, "exactly the missing machines");
-    assert!(sim.count_route("list") >= 6, "several ticks ran inside the lag");
+    assert!(
+        sim.count_route("list") >= 6,
+        "several ticks ran inside the lag"
+    );
     assert_eq!(support::live(&sim, "app"), 4);
 }

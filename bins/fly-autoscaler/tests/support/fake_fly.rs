@@ -9,9 +9,41 @@ use std::time::Duration;
 use fas_collect::{CollectError, Collector};
 use fas_flyapi::{Machine, Release};
 use fas_reconcile::{MachineOps, OpError};
+use fly_autoscaler::config::{self, Purpose, Sources};
 use fly_autoscaler::fly::Fly;
+use fly_autoscaler::tick::Reconciler;
 use serde_json::json;
 use tokio::time::Instant;
+
+/// A configuration from the given `FAS_*` settings over a base of app `app`, a test token and a
+/// Prometheus collector of metric `load` that only satisfies validation ([`reconciler`] replaces
+/// it with a [`SetCollector`]).
+pub fn test_config(settings: &[(&str, &str)]) -> config::Config {
+    let base = [
+        ("FAS_APP_NAME", "app"),
+        ("FAS_API_TOKEN", "test-token"),
+        ("FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:1"),
+        ("FAS_PROMETHEUS_METRIC_NAME", "load"),
+        ("FAS_PROMETHEUS_QUERY", "load"),
+    ];
+    let env: BTreeMap<String, String> = base
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    config::load(&Sources { env, file: None }, Purpose::Serve).expect("valid test configuration")
+}
+
+/// A reconciler over `fly` whose only collector is `load`, configured by [`test_config`].
+pub fn reconciler(
+    fly: Arc<dyn Fly>,
+    load: &SetCollector,
+    settings: &[(&str, &str)],
+) -> Arc<Reconciler> {
+    let config = test_config(settings);
+    let collectors: Vec<Arc<dyn Collector>> = vec![Arc::new(load.clone())];
+    Arc::new(Reconciler::new(Arc::new(config), fly, collectors))
+}
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +152,8 @@ impl FakeFly {
 
     /// Sets the org's app list; `None` makes `org_apps` fail.
     pub fn set_org_apps(&self, apps: Option<&[&str]>) {
-        self.state.lock().unwrap().org_apps = apps.map(|a| a.iter().map(|s| s.to_string()).collect());
+        self.state.lock().unwrap().org_apps =
+            apps.map(|a| a.iter().map(|s| s.to_string()).collect());
     }
 
     /// Every call so far.
@@ -138,7 +171,13 @@ impl FakeFly {
 
     /// The most lists of `app` that were in flight at once.
     pub fn max_concurrent_lists(&self, app: &str) -> u32 {
-        self.state.lock().unwrap().max_listing.get(app).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .unwrap()
+            .max_listing
+            .get(app)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The machines of `app` (listed or not yet), with their states.
@@ -238,11 +277,7 @@ impl Fly for FakeFly {
         })
     }
 
-    fn machine_ops<'a>(
-        &'a self,
-        app: &'a str,
-        _listed: &'a [Machine],
-    ) -> Box<dyn MachineOps + 'a> {
+    fn machine_ops<'a>(&'a self, app: &'a str, _listed: &'a [Machine]) -> Box<dyn MachineOps + 'a> {
         Box::new(FakeOps { fly: self, app })
     }
 }
