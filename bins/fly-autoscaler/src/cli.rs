@@ -56,6 +56,10 @@ pub fn clap_exit(e: &clap::Error) -> ExitCode {
 }
 
 /// The process environment as a map (the only place that reads it, with `main`).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that reads the whole environment (clippy.toml)"
+)]
 pub fn process_env() -> BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -216,15 +220,16 @@ struct EvalOutput {
     started: EvalBounds,
 }
 
-/// The JSON that `eval` prints for the evaluated targets (`null` where not configured).
+/// The JSON that `eval` prints for the evaluated targets (`null` where not configured). Created bounds are
+/// at least 1, as the Go version prints them (the last machine is never destroyed: it is the clone source).
 pub fn eval_json(targets: &fas_reconcile::Targets) -> String {
-    let bounds = |b: &Option<fas_reconcile::Bounds>| EvalBounds {
-        min: b.as_ref().map(|b| b.min),
-        max: b.as_ref().map(|b| b.max),
+    let bounds = |b: &Option<fas_reconcile::Bounds>, floor: u32| EvalBounds {
+        min: b.as_ref().map(|b| b.min.max(floor)),
+        max: b.as_ref().map(|b| b.max.max(floor)),
     };
     let out = EvalOutput {
-        created: bounds(&targets.created),
-        started: bounds(&targets.started),
+        created: bounds(&targets.created, 1),
+        started: bounds(&targets.started, 0),
     };
     // Serialising plain structs of options cannot fail.
     serde_json::to_string_pretty(&out).unwrap_or_default()
@@ -234,6 +239,7 @@ pub fn eval_json(targets: &fas_reconcile::Targets) -> String {
 pub async fn eval(sources: Sources) -> anyhow::Result<()> {
     let config = load(&sources, Purpose::Eval)?;
     init_logging(config.log_format, config.verbose);
+    config.log_warnings();
     let collectors = build_collectors(&config)?;
     let values = tick::collect_all(&collectors, &config.app_name)
         .await

@@ -1,32 +1,45 @@
 //! Configuration: the environment and an optional YAML file, checked and turned into a typed [`Config`].
 //!
 //! # How it works (two layers, "parse, don't validate")
-//! 1. **Environment layer** (`raw::env_layer`): an explicit table ([`KEYS`]) maps each `FAS_*` variable to its
-//!    YAML key; values stay text (no TOML-ish guessing: `FAS_STARTED_MACHINE_COUNT=5` is the expression `5`).
-//!    `FAS_PROMETHEUS_ADDRESS` / `FAS_TEMPORAL_ADDRESS` each add one collector ([`PROMETHEUS_ENV`],
-//!    [`TEMPORAL_ENV`]). Tests pass the environment as a map in [`Sources`]; nothing here reads `std::env`.
+//! 0. **One key table** (`keys.rs`): every setting is one row of a declarative macro (YAML key, `FAS_*`
+//!    variable(s), raw type, secret or not), which expands into the typed keys `build` reads by, the public name
+//!    tables ([`KEYS`], [`PROMETHEUS_ENV`], [`TEMPORAL_ENV`]) and the serde structs of the file.
+//! 1. **Environment layer** (`raw::env_layer`): each variable of the table, as text (no TOML-ish guessing:
+//!    `FAS_STARTED_MACHINE_COUNT=5` is the expression `5`). `FAS_PROMETHEUS_ADDRESS` / `FAS_TEMPORAL_ADDRESS` each
+//!    add one collector. Tests pass the environment as a map in [`Sources`]; nothing here reads `std::env`.
 //! 2. **File layer** (`raw::file_layer`): the file text has `$VAR` / `${VAR}` replaced by environment values
-//!    ([`fas_collect::expand_vars`]; undefined variables become empty like Go's `os.ExpandEnv`) except `APP_NAME`,
-//!    which survives as the per-app placeholder, and `$1`-style references, which PromQL needs. Then figment's
-//!    YAML provider deserializes it into a raw serde struct with `deny_unknown_fields`, every scalar kept as text
-//!    (so unquoted `started-machine-count: 5` works).
+//!    ([`fas_collect::expand_vars`]; an unset variable becomes empty like Go's `os.ExpandEnv`, with a warning)
+//!    except `APP_NAME`, which survives as the per-app placeholder, and `$1`-style references, which PromQL
+//!    needs. Then figment's YAML provider deserializes it into the raw serde struct with `deny_unknown_fields`,
+//!    every scalar kept as text (so unquoted `started-machine-count: 5` works).
 //! 3. **Overlay**: the file is laid over the environment per key (the file wins); a `metric-collectors` list in
 //!    the file replaces the env-defined collectors. Every value remembers where it came from.
-//! 4. **Build** (`build::build`): durations, integers, booleans and enums parsed, expressions compiled and checked
-//!    against the configured metric names, the contract's validation rules applied. Every problem is collected;
-//!    [`load`] returns all of them at once in [`ConfigErrors`], each naming the env var or key (and the value,
-//!    unless it is a secret).
+//! 4. **Build** (`build.rs`, one function per concern, with `collectors.rs`, `counts.rs` and the value parsers
+//!    of `parse.rs`): durations, integers, booleans and enums parsed, expressions compiled and checked against the
+//!    configured metric names, the contract's validation rules applied. Every problem is a [`ConfigProblem`]
+//!    (key, value unless secret, message, hint) rendered by its `Display`; [`load`] returns all of them at once in
+//!    [`ConfigErrors`]. Non-fatal findings are [`ConfigWarning`]s in [`Config::warnings`], for the caller to log
+//!    once logging is set up ([`Config::log_warnings`]).
 //!
-//! # Invariants and the tests that guard them (`tests/config.rs`)
-//! - env name <-> key mapping: `env_and_yaml_keys_map_to_the_same_field`; defaults: `defaults`.
+//! # Invariants and the tests that guard them (`tests/config.rs`, `tests/config_problems.rs`)
+//! - env name <-> key mapping: `env_and_yaml_keys_map_to_the_same_field`; defaults: `defaults`; one table:
+//!   `keys::tests`.
 //! - file over env, collectors replaced: `file_wins_over_env_per_key`, `file_collectors_replace_env_collectors`.
-//! - `${VAR}` expansion, `${APP_NAME}` and `$1` survive: `file_expansion_*`.
-//! - all problems at once: `five_problems_are_reported_together`; each contract message: `validation_*`.
+//! - `${VAR}` expansion, `${APP_NAME}` and `$1` survive, unset variables are empty with a warning:
+//!   `file_expansion_*`, `unset_variables_*`.
+//! - all problems at once, rendered one way: `five_problems_are_reported_together`, the snapshots of
+//!   `tests/config_problems.rs`; each contract message: `validation_*`.
 //! - secrets never shown: `token_canary_*`; reference file parses: `reference_yaml_file_loads`.
 //! - `scale-down-window` takes `0` (unlike `interval`): `scale_down_window_accepts_zero_and_go_durations`.
 
+mod args;
 mod build;
+mod collectors;
+mod counts;
 mod duration;
+mod keys;
+mod parse;
+mod problem;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -37,8 +50,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use args::normalize_args;
 pub use duration::parse_go_duration;
-pub use raw::{KEYS, PROMETHEUS_ENV, TEMPORAL_ENV};
+pub use keys::{KEYS, PROMETHEUS_ENV, TEMPORAL_ENV};
+pub use problem::{ConfigProblem, ConfigWarning};
+
+use problem::Findings;
 
 /// Default time between reconciliations (`interval`).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
@@ -76,11 +93,16 @@ pub enum Purpose {
 }
 
 /// Every problem found in the configuration, one per entry; each names the env var or YAML key at fault.
+///
+/// Displayed as `invalid configuration:` and one `  - problem` line each, then, if there are any, `warnings:`
+/// and one line per warning (an unknown `FAS_*` variable often explains a missing setting).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors {
     /// The problems, in a stable order: a file that cannot be read or parsed is reported alone (nothing else can
     /// be checked without it); otherwise every setting's problems, then the collectors', then the expressions'.
-    pub problems: Vec<String>,
+    pub problems: Vec<ConfigProblem>,
+    /// The warnings found on the way (logging is not set up yet when the configuration fails).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl fmt::Display for ConfigErrors {
@@ -88,6 +110,12 @@ impl fmt::Display for ConfigErrors {
         f.write_str("invalid configuration:")?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
+        }
+        if !self.warnings.is_empty() {
+            f.write_str("\nwarnings:")?;
+            for w in &self.warnings {
+                write!(f, "\n  - {w}")?;
+            }
         }
         Ok(())
     }
@@ -182,8 +210,10 @@ pub struct Config {
     pub limits: fas_reconcile::ActionLimits,
     /// Machine calls in flight per app; `None` = the executor's default.
     pub action_concurrency: Option<usize>,
-    /// Non-fatal findings to log at startup (for example a `FAS_*` variable that no setting reads).
-    pub warnings: Vec<String>,
+    /// Non-fatal findings to log at startup, once logging is set up ([`Config::log_warnings`]): a `FAS_*`
+    /// variable that no setting reads, `concurrency` below 1 (clamped to 1), an unset variable in a query or in
+    /// the file (expanded to the empty string).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -204,11 +234,20 @@ impl Config {
     pub fn has_wildcard(&self) -> bool {
         self.app_name.contains('*')
     }
+
+    /// Logs every [`Config::warnings`] entry as a `tracing` warning (`warning` field, message `configuration`).
+    /// Call it once, after logging is set up.
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!(warning = %w, "configuration");
+        }
+    }
 }
 
 /// Loads and checks the configuration: environment first, the file (if any) laid over it.
 ///
-/// Returns every problem at once. The file must exist when given.
+/// Returns every problem at once. The file must exist when given. Warnings are in [`Config::warnings`] (or, when
+/// the configuration is invalid, in [`ConfigErrors::warnings`]).
 ///
 /// ```
 /// use fly_autoscaler::config::{load, Purpose, Sources};
@@ -220,27 +259,62 @@ impl Config {
 /// assert_eq!(config.started.unwrap().min.source(), "2");
 /// ```
 pub fn load(sources: &Sources, purpose: Purpose) -> Result<Config, ConfigErrors> {
+    let mut findings = Findings::default();
     let env_layer = raw::env_layer(&sources.env);
     let layer = match &sources.file {
         None => env_layer,
         Some(path) => {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-                problems: vec![format!("cannot read config file {shown}: {e}")],
+                problems: vec![
+                    ConfigProblem::new(format!("cannot read config file: {e}")).at(&shown),
+                ],
+                warnings: unknown_env_warnings(&sources.env),
             })?;
+            findings
+                .warnings
+                .extend(unset_file_variables(&text, &sources.env, &shown));
             let expanded = expand_file_text(&text, &sources.env);
-            let file =
-                raw::file_layer(&expanded, &shown).map_err(|problems| ConfigErrors { problems })?;
-            env_layer.overlay(file)
+            match raw::file_layer(&expanded, &shown) {
+                Ok(file) => env_layer.overlay(file),
+                Err(problems) => {
+                    findings.warnings.extend(unknown_env_warnings(&sources.env));
+                    return Err(ConfigErrors {
+                        problems,
+                        warnings: findings.warnings,
+                    });
+                }
+            }
         }
     };
-    let mut config = build::build(&layer, &sources.env, purpose)?;
-    config.warnings.extend(
-        raw::unknown_env_vars(&sources.env)
-            .into_iter()
-            .map(|v| format!("environment variable {v} is not a fly-autoscaler setting (ignored)")),
-    );
-    Ok(config)
+    let config = build::build(&layer, &sources.env, purpose, &mut findings);
+    findings.warnings.extend(unknown_env_warnings(&sources.env));
+    match config {
+        Some(mut config) => {
+            config.warnings = findings.warnings;
+            Ok(config)
+        }
+        None => Err(ConfigErrors {
+            problems: findings.problems,
+            warnings: findings.warnings,
+        }),
+    }
+}
+
+/// A warning for each `FAS_*` variable that no setting reads (probably a typo), with the closest known one.
+fn unknown_env_warnings(env: &BTreeMap<String, String>) -> Vec<ConfigWarning> {
+    let known = raw::known_env_vars();
+    raw::unknown_env_vars(env)
+        .into_iter()
+        .map(|var| {
+            let hint = raw::closest(&var, &known).map(|near| format!("did you mean {near}?"));
+            let warning = ConfigProblem::new("not a fly-autoscaler setting (ignored)").at(var);
+            match hint {
+                Some(hint) => warning.hint(hint),
+                None => warning,
+            }
+        })
+        .collect()
 }
 
 /// Replaces `$VAR` / `${VAR}` in the YAML text with values from `env` (undefined: empty, like Go's
@@ -254,4 +328,68 @@ pub fn expand_file_text(text: &str, env: &BTreeMap<String, String>) -> String {
             Some(env.get(name).cloned().unwrap_or_default())
         }
     })
+}
+
+/// A warning (`file:line`) for each variable the file text refers to that is not set, outside comments: it
+/// expands to the empty string. A variable in a comment expands too, harmlessly, and is not reported.
+fn unset_file_variables(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    file_name: &str,
+) -> Vec<ConfigWarning> {
+    let mut warnings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for name in collectors::referenced_vars(strip_yaml_comment(line)) {
+            if name != "APP_NAME" && !env.contains_key(&name) {
+                warnings.push(collectors::unset_variable(
+                    format!("{file_name}:{}", i + 1),
+                    &name,
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// The line without its YAML comment: from a `#` at the start or after a blank, outside quoted scalars (a quote
+/// opens one only where a scalar can start: after a blank or `[{,:`). A block scalar line is treated the same way;
+/// this only decides what is worth a warning.
+fn strip_yaml_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '#') if prev == ' ' || prev == '\t' => return &line[..i],
+            (None, '"' | '\'') if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':') => {
+                quote = Some(c)
+            }
+            (Some(q), _) if c == q => quote = None,
+            _ => {}
+        }
+        prev = c;
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_comments_are_stripped_outside_quotes() {
+        let cases = [
+            ("# all comment $X", ""),
+            ("  # indented", "  "),
+            ("a: b # c", "a: b "),
+            ("a: b#c", "a: b#c"),
+            ("q: 'x # y' # z", "q: 'x # y' "),
+            ("q: \"x # y\"", "q: \"x # y\""),
+            ("q: don't # $X", "q: don't "),
+            ("- ['a # b', c] # d", "- ['a # b', c] "),
+            ("plain", "plain"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(strip_yaml_comment(line), want, "{line:?}");
+        }
+    }
 }

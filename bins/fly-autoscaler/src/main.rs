@@ -55,7 +55,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Go's flag package also takes `-config PATH`; clap only takes `--config`.
+    let cli = match Cli::try_parse_from(config::normalize_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => return cli::clap_exit(&e),
     };

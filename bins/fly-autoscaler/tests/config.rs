@@ -50,8 +50,13 @@ fn load_err_with(env: &[(&str, &str)], yaml: Option<&str>, purpose: Purpose) -> 
     let (s, _guard) = sources(env, yaml);
     match load(&s, purpose) {
         Ok(c) => panic!("expected problems, got {c:?}"),
-        Err(e) => e.problems,
+        Err(e) => rendered(&e.problems),
     }
+}
+
+/// Each problem as it is shown.
+fn rendered(problems: &[fly_autoscaler::config::ConfigProblem]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
 }
 
 fn load_err(env: &[(&str, &str)], yaml: Option<&str>) -> Vec<String> {
@@ -440,7 +445,11 @@ fn env_prometheus_collector() {
         Some("FlyV1 secret")
     );
     assert_eq!(p.timeout, secs(10));
-    assert_eq!(p.multiple_series, fas_collect::MultipleSeries::Error);
+    assert_eq!(
+        p.multiple_series,
+        fas_collect::MultipleSeries::First,
+        "no multiple-series: the collector's default, the Go behaviour"
+    );
 }
 
 #[test]
@@ -652,7 +661,7 @@ fn a_missing_file_is_an_error() {
     };
     let e = load(&s, Purpose::Serve).unwrap_err();
     assert_one_problem(
-        &e.problems,
+        &rendered(&e.problems),
         &["cannot read config file", "/nonexistent/fly-autoscaler.yml"],
     );
 }
@@ -844,7 +853,11 @@ fn unknown_fas_variables_are_warned_about() {
         None,
     );
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(c.warnings[0].contains("FAS_STARTED_MACHINES_COUNT"));
+    assert!(
+        c.warnings[0]
+            .to_string()
+            .contains("FAS_STARTED_MACHINES_COUNT")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -964,7 +977,7 @@ fn validation_collector_messages() {
         ),
         (
             "    type: graphite\n    metric-name: q\n",
-            "metric-collectors[0]: invalid type: \"graphite\"",
+            "metric-collectors[0].type: invalid type \"graphite\": expected prometheus or temporal",
         ),
         (
             "    type: prometheus\n    metric-name: q\n    query: q\n",
@@ -983,12 +996,12 @@ fn validation_collector_messages() {
             "metric-collectors[0]: TLS needs both a certificate and a key",
         ),
         (
-            "    type: prometheus\n    metric-name: q\n    address: http://p\n    query: q\n    multiple-series: first\n",
-            "metric-collectors[0].multiple-series: invalid value \"first\"",
+            "    type: prometheus\n    metric-name: q\n    address: http://p\n    query: q\n    multiple-series: last\n",
+            "metric-collectors[0].multiple-series: invalid value \"last\"",
         ),
         (
             "    type: prometheus\n    metric-name: queue-depth\n    address: http://p\n    query: q\n",
-            "metric-collectors[0]: metric name \"queue-depth\" must be a variable name",
+            "metric-collectors[0].metric-name: invalid metric name \"queue-depth\": must be a variable name",
         ),
     ];
     for (entry, message) in cases {
@@ -1087,7 +1100,7 @@ fn validation_unparsable_values_name_the_variable_and_the_value() {
         ("FAS_TIMEOUT", "30"),
         ("FAS_APP_LIST_REFRESH_INTERVAL", "-1m"),
         ("FAS_CONCURRENCY", "two"),
-        ("FAS_CONCURRENCY", "0"),
+        ("FAS_CONCURRENCY", "1.5"),
         ("FAS_MAX_CREATES_PER_TICK", "-1"),
         ("FAS_ACTION_CONCURRENCY", "1.5"),
         ("FAS_SCALE_DOWN", "destroy"),
@@ -1291,6 +1304,11 @@ fn reference_yaml_file_loads() {
     };
     assert!(p.query.contains("${APP_NAME}"), "{}", p.query);
     assert_eq!(p.token.as_ref().unwrap().expose_secret(), "FlyV1 prom");
+    assert!(
+        c.warnings.is_empty(),
+        "variables in comments are not reported: {:?}",
+        c.warnings
+    );
 }
 
 #[test]
@@ -1348,4 +1366,152 @@ fn reference_docs_mention_every_key_and_variable() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Go behaviours: clamped concurrency, unset variables, multiple series
+
+/// Each warning as it is shown.
+fn warnings(c: &Config) -> Vec<String> {
+    c.warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn concurrency_below_one_is_clamped_to_one_with_a_warning() {
+    for value in ["0", "-3"] {
+        let c = load_ok(&[APP, TOKEN, STARTED, ("FAS_CONCURRENCY", value)], None);
+        assert_eq!(c.concurrency, 1, "{value}");
+        assert_eq!(
+            warnings(&c),
+            [format!(
+                "FAS_CONCURRENCY: invalid concurrency {value:?}: must be at least 1; using 1, as the Go version does"
+            )]
+        );
+    }
+    let c = load_ok(&[APP, TOKEN, STARTED], Some("concurrency: 0\n"));
+    assert_eq!(c.concurrency, 1);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings[0].key.as_deref(), Some("concurrency"));
+    // Not a number is still an error.
+    let p = load_err(&[APP, TOKEN, STARTED, ("FAS_CONCURRENCY", "none")], None);
+    assert_one_problem(&p, &["FAS_CONCURRENCY: invalid integer \"none\""]);
+}
+
+#[test]
+fn multiple_series_accepts_first_error_and_sum() {
+    use fas_collect::MultipleSeries;
+    for (value, expected) in [
+        ("first", MultipleSeries::First),
+        ("error", MultipleSeries::Error),
+        ("sum", MultipleSeries::Sum),
+        ("FIRST", MultipleSeries::First),
+    ] {
+        let mut env = vec![APP, TOKEN, ("FAS_STARTED_MACHINE_COUNT", "queue_depth")];
+        env.extend(PROM_ENV);
+        env.push(("FAS_PROMETHEUS_MULTIPLE_SERIES", value));
+        let c = load_ok(&env, None);
+        let CollectorConfig::Prometheus(p) = &c.collectors[0] else {
+            panic!()
+        };
+        assert_eq!(p.multiple_series, expected, "{value}");
+    }
+    let yaml = "started-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, address: http://p, query: q, multiple-series: first}\n";
+    let c = load_ok(&[APP, TOKEN], Some(yaml));
+    let CollectorConfig::Prometheus(p) = &c.collectors[0] else {
+        panic!()
+    };
+    assert_eq!(p.multiple_series, MultipleSeries::First);
+}
+
+#[test]
+fn unset_variables_in_env_queries_expand_to_empty_with_a_warning() {
+    let c = load_ok(
+        &[
+            APP,
+            TOKEN,
+            ("FAS_STARTED_MACHINE_COUNT", "q + r"),
+            ("FAS_PROMETHEUS_ADDRESS", "http://p"),
+            ("FAS_PROMETHEUS_METRIC_NAME", "q"),
+            (
+                "FAS_PROMETHEUS_QUERY",
+                r#"label_replace(sum(q{app="${APP_NAME}", env="${STAGE}", zone="$ZONE", x="$UNSET"}), "a", "$1", "b", "(.*)")"#,
+            ),
+            ("FAS_TEMPORAL_ADDRESS", "t:7233"),
+            ("FAS_TEMPORAL_METRIC_NAME", "r"),
+            ("FAS_TEMPORAL_QUERY", "TaskQueue=\"${QUEUE}\""),
+            ("STAGE", "prod"),
+            ("ZONE", ""),
+        ],
+        None,
+    );
+    let CollectorConfig::Prometheus(p) = &c.collectors[0] else {
+        panic!()
+    };
+    assert_eq!(
+        p.env,
+        BTreeMap::from([
+            ("STAGE".to_string(), "prod".to_string()),
+            ("UNSET".to_string(), String::new()),
+            ("ZONE".to_string(), String::new()),
+        ]),
+        "an unset variable expands to the empty string, like Go's os.Expand; APP_NAME and $1 are not variables"
+    );
+    let CollectorConfig::Temporal(t) = &c.collectors[1] else {
+        panic!()
+    };
+    assert_eq!(
+        t.env,
+        BTreeMap::from([("QUEUE".to_string(), String::new())])
+    );
+    // Only unset variables are reported (a set but empty one is the user's choice), each naming the variable.
+    assert_eq!(
+        warnings(&c),
+        [
+            "FAS_PROMETHEUS_QUERY: unset variable `UNSET`: it expands to the empty string",
+            "FAS_TEMPORAL_QUERY: unset variable `QUEUE`: it expands to the empty string",
+        ]
+    );
+}
+
+#[test]
+fn unset_variables_in_the_file_expand_to_empty_with_a_warning() {
+    let yaml = r##"# $IN_A_COMMENT is not reported
+app-name: my-app
+started-machine-count: q
+metric-collectors:
+  - type: prometheus
+    metric-name: q
+    address: ${PROM_URL}   # ${ALSO_A_COMMENT}
+    query: 'sum(q{app="${APP_NAME}", gone="${GONE}", hash="#$HASHED"})'
+"##;
+    let (s, _g) = sources(&[TOKEN, ("PROM_URL", "http://p")], Some(yaml));
+    let c = load(&s, Purpose::Serve).unwrap_or_else(|e| panic!("{e}"));
+    let CollectorConfig::Prometheus(p) = &c.collectors[0] else {
+        panic!()
+    };
+    assert_eq!(
+        p.query, r##"sum(q{app="${APP_NAME}", gone="", hash="#"})"##,
+        "unset variables are empty, as with Go's os.ExpandEnv"
+    );
+    let shown: Vec<String> = warnings(&c)
+        .iter()
+        .map(|w| w.replace(&s.file.as_ref().unwrap().display().to_string(), "FILE"))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "FILE:8: unset variable `GONE`: it expands to the empty string",
+            "FILE:8: unset variable `HASHED`: it expands to the empty string",
+        ]
+    );
+}
+
+#[test]
+fn unknown_fas_variables_get_a_suggestion_and_show_with_errors() {
+    let (s, _g) = sources(&[TOKEN, STARTED, ("FAS_APP_NAM", "my-app")], None);
+    let e = load(&s, Purpose::Serve).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid configuration:\n  - app name required: set app-name or FAS_APP_NAME\nwarnings:\n  - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"
+    );
 }

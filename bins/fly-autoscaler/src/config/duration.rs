@@ -31,11 +31,13 @@ const MAX_NANOS: u128 = i64::MAX as u128;
 /// assert!(parse_go_duration("15").unwrap_err().contains("missing unit"));
 /// ```
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let fail = |why: &str| {
-        Err(format!(
-            "invalid duration {s:?}: {why} (examples: 15s, 1m30s, 500ms)"
-        ))
-    };
+    go_duration(s).map_err(|why| format!("invalid duration {s:?}: {why}"))
+}
+
+/// [`parse_go_duration`], the error saying only why (`missing unit (examples: 15s, 1m30s, 500ms)`), for messages
+/// that show the value themselves.
+pub(crate) fn go_duration(s: &str) -> Result<Duration, String> {
+    let fail = |why: &str| Err(format!("{why} (examples: 15s, 1m30s, 500ms)"));
     let mut rest = s.trim();
     let mut negative = false;
     if let Some(r) = rest.strip_prefix('-') {
