@@ -85,6 +85,10 @@ async fn measure(name: &str, exec: ExecPolicy, runs: usize) -> Duration {
     m
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a bench binary takes its run count from RUNS, as documented in docs/planner.md"
+)]
 fn main() {
     let runs: usize = std::env::var("RUNS")
         .ok()

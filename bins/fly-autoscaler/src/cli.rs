@@ -82,6 +82,10 @@ pub fn init_logging(format: LogFormat, verbose: bool) {
 }
 
 /// [`init_logging`] with an explicit default level (the demo keeps the terminal for its own view).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "RUST_LOG is read where the subscriber is installed, as tracing documents"
+)]
 pub fn init_logging_at(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG")
@@ -133,9 +137,7 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
 
 /// Builds clients and binds the metrics listener (reporting the bound address).
 pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::net::TcpListener)> {
-    for w in &config.warnings {
-        warn!(warning = %w, "configuration");
-    }
+    config.log_warnings();
     let reconciler = build_reconciler(config)?;
     let listener = telemetry::bind(reconciler.config().metrics_address).await?;
     let local = listener.local_addr().context("metrics listener address")?;
@@ -181,7 +183,11 @@ pub fn build_client(config: &Config) -> anyhow::Result<Client> {
 pub fn build_reconciler(config: Config) -> anyhow::Result<Reconciler> {
     let client = build_client(&config)?;
     let collectors = build_collectors(&config)?;
-    Ok(Reconciler::new(Arc::new(config), Arc::new(client), collectors))
+    Ok(Reconciler::new(
+        Arc::new(config),
+        Arc::new(client),
+        collectors,
+    ))
 }
 
 /// SIGINT and SIGTERM handlers.
@@ -253,6 +259,7 @@ pub async fn eval(sources: Sources) -> anyhow::Result<()> {
 pub async fn plan(sources: Sources, json: bool) -> anyhow::Result<()> {
     let config = load(&sources, Purpose::Serve)?;
     init_logging(config.log_format, config.verbose);
+    config.log_warnings();
     let reconciler = build_reconciler(config)?;
     for app in reconciler.list_apps().await? {
         let plan = reconciler

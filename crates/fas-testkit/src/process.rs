@@ -5,6 +5,10 @@ use std::process::{Child, Command, Stdio};
 
 /// Finds a test binary: `$env_var`, else `fallback` (a path, or a name looked up on `PATH`).
 /// Panics, telling the user to run `scripts/test`, when it is missing.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "dev-only: the test command names the server binaries in FAS_TEST_*_BIN and PATH"
+)]
 pub(crate) fn find_binary(env_var: &str, fallback: &str, what: &str) -> PathBuf {
     let candidate = std::env::var_os(env_var)
         .map(PathBuf::from)

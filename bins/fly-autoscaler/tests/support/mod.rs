@@ -62,6 +62,10 @@ fn reader(
 }
 
 /// The command for the binary with a cleared environment (PATH kept) plus `env`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the child keeps the test's PATH; nothing else of the environment"
+)]
 pub fn command(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_clear();
