@@ -36,7 +36,17 @@ async fn counts_running_workflows_on_the_dev_server() {
         .start_workflow_on_queue("default", "billing-worker", "billing", "wf-4")
         .await;
 
-    assert_eq!(count("default", None, "app").await.unwrap(), 4.0);
+    // The dev server's visibility store shows a started workflow a moment later: wait (bounded)
+    // until all four are visible, then every count below reads a settled store.
+    let mut seen = 0.0;
+    for _ in 0..100 {
+        seen = count("default", None, "app").await.unwrap();
+        if seen == 4.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 4.0, "four running workflows within 10 s");
     assert_eq!(
         count("default", Some(r#"WorkflowType="T""#), "app")
             .await

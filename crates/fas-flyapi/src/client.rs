@@ -59,10 +59,11 @@ type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 ///
 /// # Time bound of a call
 ///
-/// Every method returns within [`RetryPolicy::max_total`] of being called (plus scheduling
-/// slack of a few milliseconds), whatever the server does: the client-side rate-limiter wait,
-/// every attempt, and every backoff or `Retry-After` wait all fit in that one budget (see
-/// [`RetryPolicy`]). The one exception is [`Client::wait_machine`], whose budget is at least
+/// Every method returns within [`RetryPolicy::max_total`] of the moment its first request may
+/// go out (plus scheduling slack of a few milliseconds), whatever the server does: every
+/// attempt, every backoff or `Retry-After` wait and the rate-limiter waits of the retries all
+/// fit in that one budget (see [`RetryPolicy`]). The wait for the first token is pacing, bounded
+/// by [`crate::RateLimitPolicy`]'s `max_wait`. The one exception is [`Client::wait_machine`], whose budget is at least
 /// its own attempt timeout (the server-side wait plus 5 s). [`Client::org_apps`] makes one
 /// call per page, each with its own budget.
 #[derive(Clone)]
@@ -237,8 +238,9 @@ impl Client {
     /// Sends a request: client-side rate limit, then attempts with the retry policy. Returns
     /// the 2xx response or the typed error of the last attempt.
     ///
-    /// Everything happens before one deadline, [`call_budget`] after the call starts: the
-    /// rate-limiter wait of every attempt is refused past it, each attempt's timeout is cut to
+    /// The first token is waited for (bounded by the limiter's `max_wait`); then everything
+    /// happens before one deadline, [`call_budget`] later: the rate-limiter wait of every retry
+    /// is refused past it, each attempt's timeout is cut to
     /// it, and a backoff (computed or `Retry-After`) that would leave less than
     /// [`MIN_ATTEMPT`] before it is not slept: the last error is returned at once.
     async fn send(&self, req: &ApiRequest) -> Result<Response, Error> {
@@ -248,17 +250,28 @@ impl Client {
             .min_timeout
             .map_or(inner.timeout, |m| m.max(inner.timeout));
         let budget = call_budget(policy.max_total, req.min_timeout, per_attempt);
+        // The first token is pacing, not retrying: the limiter's own `max_wait` bounds it, and
+        // the budget starts once the call may go out (so a tick's creates, paced at Fly's 1/s,
+        // are not refused for waiting their turn).
+        inner
+            .limiter
+            .acquire(req.action, &req.rate_key, Duration::MAX)
+            .await?;
         let deadline = Instant::now() + budget;
         let attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
         let mut last: Option<Error> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if let Err(e) = inner
-                .limiter
-                .acquire(req.action, &req.rate_key, left.saturating_sub(MIN_ATTEMPT))
-                .await
-            {
+            let acquired = if attempt == 1 {
+                Ok(())
+            } else {
+                inner
+                    .limiter
+                    .acquire(req.action, &req.rate_key, left.saturating_sub(MIN_ATTEMPT))
+                    .await
+            };
+            if let Err(e) = acquired {
                 // On a retry the server's answer says more than the local refusal.
                 return Err(match last {
                     Some(last) => {

@@ -68,10 +68,13 @@ impl ClientConfig {
 /// # Guarantee: a call ends within `max_total`
 ///
 /// A call of [`crate::Client`] returns (with the response, or the error of its last attempt)
-/// within `max_total` of being called, plus scheduling slack of a few milliseconds:
+/// within `max_total` of the moment its first request may go out, plus scheduling slack of a
+/// few milliseconds:
 ///
-/// - the client-side rate-limiter wait counts: a token that would come later than what is
-///   left of the budget is not waited for ([`crate::Error::LocalRateLimit`], nothing sent);
+/// - the wait for the first token of the client-side rate limiter is pacing, not retrying: it
+///   is bounded by the limiter's own `max_wait`, and the budget starts after it;
+/// - a retry's rate-limiter wait counts: a token that would come later than what is left of
+///   the budget is not waited for (the last error is returned, nothing more is sent);
 /// - each attempt's timeout ([`ClientConfig::timeout`]) is cut to what is left of the
 ///   budget, so a slow server ends the call with [`crate::Error::Timeout`] at the deadline;
 /// - a backoff or `Retry-After` wait that would leave (almost) no time for the next attempt
@@ -88,7 +91,7 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// Backoff cap (default 2 s).
     pub max_delay: Duration,
-    /// Budget for one whole call: rate-limiter wait, all attempts and all waits between them
+    /// Budget for one whole call once it may go out: all attempts and all waits between them
     /// (default 10 s; must be greater than zero).
     pub max_total: Duration,
 }

@@ -51,9 +51,11 @@
 //! [`RetryPolicy`] (default: 4 attempts, backoff 100 ms doubling to 2 s with jitter in
 //! `[0.5, 1]` of the step, the whole call within 10 s). A `Retry-After` header on a 429
 //! replaces the computed backoff; when the wait would end past the total budget the error is
-//! returned at once. The budget covers the whole call: the rate-limiter wait, every attempt
-//! (each attempt's timeout is cut to what is left) and every wait, so a call never outlives
-//! `max_total` (`tests/resilience.rs`, `*_within_the_total_budget`).
+//! returned at once. The budget covers the whole call once its first request may go out (the
+//! wait for the first rate-limiter token is pacing, bounded by the limiter's `max_wait`): every
+//! attempt (each attempt's timeout is cut to what is left), every retry's rate-limiter wait and
+//! every backoff, so retries never outlive `max_total` (`tests/resilience.rs`,
+//! `*_within_the_total_budget`).
 //!
 //! - GETs and GraphQL queries are retried on 429, 5xx, client timeouts and transport errors.
 //! - Mutations (start, stop, suspend, destroy, lease, **create**) are retried only when no side
