@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rand::Rng;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -122,6 +123,13 @@ fn precondition(verb: &str, state: &str) -> Reply {
 }
 
 fn start(w: &mut World, app: &str, id: &str, _req: &Req, now: Instant) -> Reply {
+    if w.cfg.faults.failing_starts.contains(id) {
+        w.count_fault("failing_start");
+        return Reply::error(
+            500,
+            &format!("internal: failed to start machine {id}: injected start failure"),
+        );
+    }
     let prev = state_of(w, app, id);
     let body = json!({"previous_state": prev, "migrated": false, "new_host": ""});
     match prev.as_str() {
@@ -329,7 +337,14 @@ fn create(w: &mut World, app: &str, req: &Req, now: Instant) -> Reply {
         vec![(created, "stopped")]
     } else {
         let starting = w.sample(t.starting);
-        vec![(created, "starting"), (starting, "started")]
+        let p = w.cfg.faults.boot_failure_probability.clamp(0.0, 1.0);
+        let booted = if p > 0.0 && w.rng.random_bool(p) {
+            w.count_fault("boot_failure");
+            "failed"
+        } else {
+            "started"
+        };
+        vec![(created, "starting"), (starting, booted)]
     };
     let lease = lease_ttl.map(|ttl| {
         let owner = w.cfg.lease_owner.clone();

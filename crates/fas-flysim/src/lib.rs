@@ -53,7 +53,11 @@
 //!   (500/502/503/504…), connection reset (the connection closes without a response), delay, ambiguous create
 //!   (the machine is created, then 408/500/502 is returned); a machine quota (422 `To create more than N machines
 //!   per app please add a payment method`); `insufficient_capacity` per region (412 with `"status"`); list lag
-//!   (a created machine appears in the list only after a delay); fixed latency on every request.
+//!   (a created machine appears in the list only after a delay); fixed latency on every request; boot failures
+//!   (a created machine ends `failed`, [`Faults::boot_failure_probability`]) and machines whose every start
+//!   fails ([`Faults::failing_starts`]). A request is handled in its own task, so one whose client gave up
+//!   (a delay beyond the client's timeout) still takes effect, as on Fly. [`Simulator::injected_faults`]
+//!   counts the faults by kind.
 //! - **External actors**: [`Simulator::set_host_status`], [`Simulator::set_state`] (autostop/autostart),
 //!   [`Simulator::add_machine`] with another (or no) process group, [`Simulator::set_release_status`].
 //! - **Inspection**: [`Simulator::machines`], [`Simulator::count_in_state`], [`Simulator::request_log`]

@@ -322,7 +322,22 @@ fn rate_key<'a>(route: &'a Route, req: &'a Req) -> Option<(&'a str, &'a str)> {
     }
 }
 
+/// Handles one request in its own task: Fly does not cancel a request when its caller goes away, so a
+/// request whose client timed out (a [`FaultKind::Delay`] longer than the client's timeout) still takes
+/// effect, which is the ambiguous case clients must survive. hyper drops the service future when the
+/// connection closes; the spawned task is not dropped with it.
 async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Error> {
+    match tokio::spawn(handle_detached(shared, req)).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::ConnectionReset),
+    }
+}
+
+async fn handle_detached(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Error> {
@@ -356,6 +371,9 @@ async fn handle(
         } else {
             None
         };
+        if let Some(f) = &fault {
+            w.count_fault(&fault_name(f));
+        }
         (w.cfg.latency(), ok, fault)
     };
     if !latency.is_zero() {
@@ -363,6 +381,8 @@ async fn handle(
     }
     if let Some(FaultKind::Delay { ms }) = fault {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+        // Reached only when the connection was still served after the delay.
+        shared.lock().count_fault("delay_completed");
     }
 
     let reply = if !token_ok {
@@ -414,6 +434,16 @@ async fn handle(
         format!("{}-sim", w.ulid_at(arrived))
     };
     Ok(build_response(reply, &request_id))
+}
+
+/// The name a fault is counted under: `status_503`, `reset`, `delay`, `ambiguous_create_502`.
+fn fault_name(f: &FaultKind) -> String {
+    match f {
+        FaultKind::Status { status } => format!("status_{status}"),
+        FaultKind::Reset => "reset".to_owned(),
+        FaultKind::Delay { .. } => "delay".to_owned(),
+        FaultKind::AmbiguousCreate { status } => format!("ambiguous_create_{status}"),
+    }
 }
 
 fn fault_reply(status: u16) -> Reply {

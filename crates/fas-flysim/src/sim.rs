@@ -417,6 +417,14 @@ impl Simulator {
         })
     }
 
+    /// Faults injected so far, by kind: `status_NNN`, `reset`, `delay`, `ambiguous_create_NNN` (random or
+    /// scripted), `boot_failure` and `failing_start` ([`crate::Faults`]), and `delay_completed` (delayed
+    /// requests still handled after their delay: the client had not closed the connection, or the server kept
+    /// serving it).
+    pub fn injected_faults(&self) -> std::collections::BTreeMap<String, usize> {
+        self.shared.lock().injected.clone()
+    }
+
     /// Number of 429 responses returned.
     pub fn rate_limited_count(&self) -> usize {
         self.shared.lock().rate_limited

@@ -155,6 +155,8 @@ pub(crate) struct World {
     pub(crate) log: Vec<LoggedRequest>,
     pub(crate) rate_limited: usize,
     pub(crate) script: VecDeque<ScriptedFault>,
+    /// Faults injected so far, by kind (see [`crate::Simulator::injected_faults`]).
+    pub(crate) injected: BTreeMap<String, usize>,
     buckets: HashMap<(String, String), BucketState>,
 }
 
@@ -171,6 +173,7 @@ impl World {
             log: Vec::new(),
             rate_limited: 0,
             script,
+            injected: BTreeMap::new(),
             buckets: HashMap::new(),
         }
     }
@@ -280,6 +283,11 @@ impl World {
                 a.peak_started = a.peak_started.max(started);
             }
         }
+    }
+
+    /// Count one injected fault of `kind`.
+    pub(crate) fn count_fault(&mut self, kind: &str) {
+        *self.injected.entry(kind.to_owned()).or_default() += 1;
     }
 
     /// Record the current started count of `app` into its peak.
