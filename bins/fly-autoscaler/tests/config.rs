@@ -453,6 +453,53 @@ fn env_prometheus_collector() {
 }
 
 #[test]
+fn group_by_reaches_the_collector_config() {
+    use fas_collect::{GroupBy, PrometheusCollector};
+    let prometheus = |c: &Config| match &c.collectors[0] {
+        CollectorConfig::Prometheus(p) => p.clone(),
+        other => panic!("not prometheus: {other:?}"),
+    };
+    // Env: FAS_PROMETHEUS_GROUP_BY; the result serves every app for the interval minus 1 s.
+    let mut env = vec![APP, TOKEN, ("FAS_STARTED_MACHINE_COUNT", "queue_depth")];
+    env.extend(PROM_ENV);
+    let p = prometheus(&load_ok(&env, None));
+    assert_eq!(p.group_by, None, "no group-by: one query per app, as Go");
+    env.push(("FAS_PROMETHEUS_GROUP_BY", " app "));
+    let p = prometheus(&load_ok(&env, None));
+    assert_eq!(p.group_by, Some(GroupBy::new("app", secs(14))));
+    let collector = PrometheusCollector::new(p).unwrap();
+    assert_eq!(collector.group_by(), Some("app"));
+    env.push(("FAS_INTERVAL", "5s"));
+    let p = prometheus(&load_ok(&env, None));
+    assert_eq!(
+        p.group_by,
+        Some(GroupBy::new("app", Duration::from_millis(4_500)))
+    );
+
+    // YAML: group-by, with the file's interval.
+    let yaml = "interval: 1m\nstarted-machine-count: q\nmetric-collectors:\n  - type: prometheus\n    metric-name: q\n    address: http://p\n    query: sum by (app_name) (queue_depth)\n    group-by: app_name\n";
+    let p = prometheus(&load_ok(&[APP, TOKEN], Some(yaml)));
+    assert_eq!(p.group_by, Some(GroupBy::new("app_name", secs(59))));
+    assert_eq!(p.query, "sum by (app_name) (queue_depth)");
+
+    // A grouped env query that still filters by app is refused, naming both variables.
+    let mut env = vec![APP, TOKEN, ("FAS_STARTED_MACHINE_COUNT", "q")];
+    env.extend([
+        ("FAS_PROMETHEUS_ADDRESS", "http://prom:9090"),
+        ("FAS_PROMETHEUS_METRIC_NAME", "q"),
+        ("FAS_PROMETHEUS_QUERY", r#"sum(q{app="$APP_NAME"})"#),
+        ("FAS_PROMETHEUS_GROUP_BY", "app"),
+    ]);
+    assert_one_problem(
+        &load_err(&env, None),
+        &[
+            "FAS_PROMETHEUS_QUERY: a query grouped by `app` cannot read ${APP_NAME}",
+            "or remove FAS_PROMETHEUS_GROUP_BY",
+        ],
+    );
+}
+
+#[test]
 fn env_temporal_collector_prefers_temporal_tls_variables() {
     let c = load_ok(
         &[
@@ -1003,6 +1050,18 @@ fn validation_collector_messages() {
             "    type: prometheus\n    metric-name: queue-depth\n    address: http://p\n    query: q\n",
             "metric-collectors[0].metric-name: invalid metric name \"queue-depth\": must be a variable name",
         ),
+        (
+            "    type: temporal\n    metric-name: q\n    address: a:1\n    group-by: app\n",
+            "metric-collectors[0].group-by: group-by applies to prometheus collectors only",
+        ),
+        (
+            "    type: prometheus\n    metric-name: q\n    address: http://p\n    query: q\n    group-by: app-name\n",
+            "metric-collectors[0].group-by: invalid group-by label \"app-name\": must be a prometheus label name",
+        ),
+        (
+            "    type: prometheus\n    metric-name: q\n    address: http://p\n    query: 'sum(q{app=\"${APP_NAME}\"})'\n    group-by: app\n",
+            "metric-collectors[0].query: a query grouped by `app` cannot read ${APP_NAME}: it runs once for every app: drop the app filter and keep the label, e.g. sum by (app) (...), or remove metric-collectors[0].group-by",
+        ),
     ];
     for (entry, message) in cases {
         let yaml = format!("metric-collectors:\n  -\n{entry}");
@@ -1326,6 +1385,7 @@ fn reference_docs_mention_every_key_and_variable() {
         "key-data",
         "ca-data",
         "multiple-series",
+        "group-by",
         "timeout",
     ];
     for (key, env) in KEYS {

@@ -72,6 +72,7 @@ fn every_problem_of_the_environment_at_once() {
             ("FAS_PROMETHEUS_ADDRESS", "http://prom:9090"),
             ("FAS_PROMETHEUS_TOKEN", CANARY),
             ("FAS_PROMETHEUS_MULTIPLE_SERIES", "last"),
+            ("FAS_PROMETHEUS_GROUP_BY", "app-name"),
             ("FAS_PROMETHEUS_TIMEOUT", "1m"),
             ("FAS_TEMPORAL_ADDRESS", "temporal:7233"),
             ("FAS_TEMPORAL_METRIC_NAME", "running"),
@@ -103,6 +104,7 @@ fn every_problem_of_the_environment_at_once() {
               - FAS_PROMETHEUS_TIMEOUT: invalid collector timeout "1m": must not exceed the app timeout 30s
               - prometheus collector (FAS_PROMETHEUS_ADDRESS): prometheus query required: set FAS_PROMETHEUS_QUERY
               - FAS_PROMETHEUS_MULTIPLE_SERIES: invalid value "last": expected "first", "error" or "sum"
+              - FAS_PROMETHEUS_GROUP_BY: invalid group-by label "app-name": must be a prometheus label name (letters, digits and '_', not starting with a digit), e.g. app
               - temporal collector (FAS_TEMPORAL_ADDRESS): TLS needs both a certificate and a key: set TEMPORAL_TLS_CERT_DATA or FAS_TEMPORAL_CERT_DATA and TEMPORAL_TLS_KEY_DATA or FAS_TEMPORAL_KEY_DATA together
               - cannot define created machine count and min/max created machine count: FAS_CREATED_MACHINE_COUNT is set together with FAS_MIN_CREATED_MACHINE_COUNT
               - max started machine count required if min started machine count is defined: FAS_MIN_STARTED_MACHINE_COUNT is set, set max-started-machine-count or FAS_MAX_STARTED_MACHINE_COUNT too
@@ -134,7 +136,13 @@ metric-collectors:
     address: t:7233
     key-data: {CANARY}
     multiple-series: sum
+    group-by: app
     timeout: 0
+  - type: prometheus
+    metric-name: g
+    address: http://p
+    query: sum(q{{app="${{APP_NAME}}"}})
+    group-by: app
 "#
     );
     check(
@@ -153,8 +161,10 @@ metric-collectors:
               - metric-collectors[2]: type required: set metric-collectors[2].type to prometheus or temporal
               - metric-collectors[3].timeout: invalid duration "0": must be greater than zero
               - metric-collectors[3].multiple-series: multiple-series applies to prometheus collectors only
+              - metric-collectors[3].group-by: group-by applies to prometheus collectors only
               - metric-collectors[3]: TLS needs both a certificate and a key: set metric-collectors[3].cert-data and metric-collectors[3].key-data together
-              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: q, queue-depth, t
+              - metric-collectors[4].query: a query grouped by `app` cannot read ${APP_NAME}: it runs once for every app: drop the app filter and keep the label, e.g. sum by (app) (...), or remove metric-collectors[4].group-by
+              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: g, q, queue-depth, t
               - cannot define started machine count and min/max started machine count: started-machine-count is set together with min-started-machine-count"#]],
     );
 }
@@ -175,7 +185,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `adress` in metric-collectors[0] (did you mean `address`?); valid keys: type, metric-name, address, query, token, namespace, cert-data, key-data, ca-data, multiple-series, timeout"#]],
+              - FILE: unknown key `adress` in metric-collectors[0] (did you mean `address`?); valid keys: type, metric-name, address, query, token, namespace, cert-data, key-data, ca-data, multiple-series, group-by, timeout"#]],
     );
     check(
         &[],

@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed error used as the `#[source]` of transport and configuration failures.
@@ -22,11 +23,11 @@ pub struct Origin {
 
 impl Origin {
     /// Runs one collection, turning a timeout into [`CollectError::Timeout`] naming this origin.
-    pub(crate) async fn bounded(
+    pub(crate) async fn bounded<T>(
         &self,
         timeout: std::time::Duration,
-        collect: impl std::future::Future<Output = Result<f64, CollectError>>,
-    ) -> Result<f64, CollectError> {
+        collect: impl std::future::Future<Output = Result<T, CollectError>>,
+    ) -> Result<T, CollectError> {
         tokio::time::timeout(timeout, collect)
             .await
             .unwrap_or_else(|_| {
@@ -149,6 +150,19 @@ pub enum CollectError {
         /// The `resultType` that was returned.
         result_type: String,
     },
+    /// A collector with `group-by` got a result that has no labels to group by (a scalar): a grouped
+    /// query must return a vector with one series per app, e.g. `sum by (app) (queue_depth)`.
+    #[error(
+        "{at}: group-by `{label}` needs a vector result with one series per app, the query returned a {result_type}"
+    )]
+    NotGroupable {
+        /// The collector.
+        at: Origin,
+        /// The configured `group-by` label.
+        label: String,
+        /// The `resultType` that was returned (`scalar`).
+        result_type: String,
+    },
     /// The gRPC call failed with a non-zero `grpc-status` (Temporal).
     #[error("{at}: grpc status {code} ({}): {message}", grpc_code_name(*.code))]
     Grpc {
@@ -185,9 +199,128 @@ impl CollectError {
             | CollectError::EmptyResult { at }
             | CollectError::MultipleSeries { at, .. }
             | CollectError::UnsupportedResultType { at, .. }
+            | CollectError::NotGroupable { at, .. }
             | CollectError::Grpc { at, .. }
             | CollectError::Custom { at, .. } => &at.metric,
         }
+    }
+}
+
+/// A copy of a shared error, for each caller that waited on the one query that failed (a grouped
+/// Prometheus collector hands the same failure to every app that waited for it).
+///
+/// Every field is cloned; a `#[source]` becomes a [`CopiedSource`] that displays and chains like
+/// the original source, so the copy's `Display` and error chain are the original's.
+pub(crate) fn copy_of(err: &Arc<CollectError>) -> CollectError {
+    let source = || -> BoxError { Box::new(CopiedSource(Arc::clone(err))) };
+    match &**err {
+        CollectError::Config {
+            metric,
+            key,
+            message,
+            source: s,
+        } => CollectError::Config {
+            metric: metric.clone(),
+            key,
+            message: message.clone(),
+            source: s.as_ref().map(|_| source()),
+        },
+        CollectError::Transport { at, .. } => CollectError::Transport {
+            at: at.clone(),
+            source: source(),
+        },
+        CollectError::Timeout { at, timeout } => CollectError::Timeout {
+            at: at.clone(),
+            timeout: *timeout,
+        },
+        CollectError::Http { at, status, body } => CollectError::Http {
+            at: at.clone(),
+            status: *status,
+            body: body.clone(),
+        },
+        CollectError::PrometheusError {
+            at,
+            status,
+            error_type,
+            error,
+        } => CollectError::PrometheusError {
+            at: at.clone(),
+            status: *status,
+            error_type: error_type.clone(),
+            error: error.clone(),
+        },
+        CollectError::Decode { at, message, body } => CollectError::Decode {
+            at: at.clone(),
+            message: message.clone(),
+            body: body.clone(),
+        },
+        CollectError::EmptyResult { at } => CollectError::EmptyResult { at: at.clone() },
+        CollectError::MultipleSeries { at, n } => CollectError::MultipleSeries {
+            at: at.clone(),
+            n: *n,
+        },
+        CollectError::UnsupportedResultType { at, result_type } => {
+            CollectError::UnsupportedResultType {
+                at: at.clone(),
+                result_type: result_type.clone(),
+            }
+        }
+        CollectError::NotGroupable {
+            at,
+            label,
+            result_type,
+        } => CollectError::NotGroupable {
+            at: at.clone(),
+            label: label.clone(),
+            result_type: result_type.clone(),
+        },
+        CollectError::Grpc { at, code, message } => CollectError::Grpc {
+            at: at.clone(),
+            code: *code,
+            message: message.clone(),
+        },
+        CollectError::Custom {
+            at,
+            message,
+            source: s,
+        } => CollectError::Custom {
+            at: at.clone(),
+            message: message.clone(),
+            source: s.as_ref().map(|_| source()),
+        },
+    }
+}
+
+/// The source of a copied error: shows and chains as the original error's source.
+struct CopiedSource(Arc<CollectError>);
+
+impl CopiedSource {
+    fn original(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
+}
+
+impl fmt::Debug for CopiedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.original() {
+            Some(source) => fmt::Debug::fmt(source, f),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+impl fmt::Display for CopiedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.original() {
+            Some(source) => fmt::Display::fmt(source, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for CopiedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.original()?.source()
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`Collector`]: the trait every collector implements (object safe; the binary holds a
 //!   `Vec<Box<dyn Collector>>`). Write your own by implementing it; see its docs and the
 //!   `examples/custom-collector` crate.
-//! - [`PrometheusCollector`] / [`PrometheusConfig`]: an instant query on `/api/v1/query`.
+//! - [`PrometheusCollector`] / [`PrometheusConfig`]: an instant query on `/api/v1/query`; with
+//!   [`GroupBy`] (`group-by`), one query for every app, kept for a maximum age.
 //! - [`TemporalCollector`] / [`TemporalConfig`]: the number of running workflow executions.
 //! - [`expand_vars`]: `$VAR` / `${VAR}` expansion, used for queries here and for YAML text by the binary.
 //! - [`CollectError`]: the one error type; every collection error names the metric and the address.
@@ -29,6 +30,14 @@
 //!   scalars are their value; `NaN`/`Inf` pass through as `f64` (the expression layer rejects
 //!   them); matrix/string results and HTTP/JSON failures are typed errors (`result_shapes` and friends
 //!   in `tests/prometheus_wire.rs`; against Debian's Prometheus in `tests/prometheus_real.rs`).
+//! - A grouped Prometheus collector ([`GroupBy`]) sends one query for any number of apps within
+//!   its `max_age` and queries again after it or after [`Collector::invalidate`]; collections
+//!   arriving during a query wait for it and share its result or its error (exactly one request);
+//!   a failed query is not kept; an app absent from the result gets "empty prometheus result" and
+//!   the others their values; several series per label value follow the multiple-series rule; a
+//!   query reading `${APP_NAME}` or a bad label is a configuration error naming the key
+//!   (`tests/prometheus_group.rs`; `sum by (app) (queue_depth)` against Debian's Prometheus in
+//!   `tests/prometheus_real.rs`; the shared result alone, on a paused clock, in `group::tests`).
 //! - Every call is bounded by the collector's timeout (`slow_server_times_out`,
 //!   `a_silent_server_times_out`), and every collection error names the metric and the address.
 //! - The Temporal count is `ExecutionStatus="Running"` ANDed with the user's query; gRPC
@@ -61,6 +70,7 @@
 
 mod error;
 mod expand;
+mod group;
 mod http;
 mod prometheus;
 mod temporal;
@@ -69,6 +79,7 @@ use std::collections::BTreeMap;
 
 pub use error::{BoxError, CollectError, Origin, grpc_code_name};
 pub use expand::expand_vars;
+pub use group::GroupBy;
 pub use prometheus::{
     MULTIPLE_SERIES_TOTAL, MultipleSeries, PrometheusCollector, PrometheusConfig,
 };
@@ -117,6 +128,23 @@ pub trait Collector: Send + Sync + std::fmt::Debug + 'static {
 
     /// Collects the current value for `app` (the app being reconciled).
     async fn collect(&self, app: &str) -> Result<f64, CollectError>;
+
+    /// Makes the collections that start after this call read the source again instead of using a
+    /// kept result. Only a collector that shares one result between apps for a while (a
+    /// Prometheus collector with [`GroupBy`]) keeps results: it then ignores every result whose
+    /// query started before this call (a query already in flight still answers the collections
+    /// that were waiting for it). A tick that must see fresh metrics (a pushed trigger) calls
+    /// `invalidate()` and then [`Collector::collect`].
+    ///
+    /// Collections that start after the same invalidation share one query. Each call raises the
+    /// bar for the collections after it, so when one event wakes many apps, call it once for the
+    /// event, before waking them, rather than once per app tick (that also reads fresh metrics,
+    /// but costs about one query per wave of concurrent ticks instead of one).
+    ///
+    /// The default does nothing, which is right for a collector that reads its source on every
+    /// call (the ungrouped Prometheus collector, the Temporal collector, the
+    /// `examples/custom-collector` crate).
+    fn invalidate(&self) {}
 }
 
 // Compile-time checks: boxed collectors can be shared across tasks, and the collect future can be
@@ -129,6 +157,7 @@ const _: () = {
         assert_send_sync::<Box<dyn Collector>>();
         assert_send_sync::<std::sync::Arc<dyn Collector>>();
         assert_send(&collector.collect("app"));
+        collector.invalidate();
     }
 };
 

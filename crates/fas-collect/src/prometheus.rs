@@ -1,7 +1,9 @@
-//! The Prometheus collector: one instant query per collection.
+//! The Prometheus collector: one instant query per collection, or, with `group-by`, one query for
+//! every app, kept for a maximum age (see [`GroupBy`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +16,8 @@ use serde::Deserialize;
 
 use crate::error::{CollectError, Origin};
 use crate::expand::expand_vars;
-use crate::http::{HttpClient, http_client, send, snippet};
+use crate::group::{GroupBy, Grouped, Groups};
+use crate::http::{HttpClient, ReadResponse, http_client, send, snippet};
 use crate::{Collector, query_lookup};
 
 /// Largest response body read (a query returning thousands of series is still far below it).
@@ -70,13 +73,17 @@ pub struct PrometheusConfig {
     pub timeout: Duration,
     /// Values for `${VAR}` references (the binary passes the environment; the library never reads it).
     pub env: BTreeMap<String, String>,
-    /// What to do with several samples (default [`MultipleSeries::First`]).
+    /// What to do with several samples (default [`MultipleSeries::First`]); with `group_by`, per
+    /// label value.
     pub multiple_series: MultipleSeries,
+    /// One query for every app instead of one per app (`group-by`); `None` (the default) queries
+    /// per app, as the Go version.
+    pub group_by: Option<GroupBy>,
 }
 
 impl PrometheusConfig {
-    /// A configuration with no token, an empty `env`, a 10 s timeout and
-    /// [`MultipleSeries::First`] (the Go behaviour).
+    /// A configuration with no token, an empty `env`, a 10 s timeout,
+    /// [`MultipleSeries::First`] and no grouping (the Go behaviour).
     pub fn new(metric_name: &str, address: &str, query: &str) -> PrometheusConfig {
         PrometheusConfig {
             metric_name: metric_name.to_owned(),
@@ -86,6 +93,7 @@ impl PrometheusConfig {
             timeout: Duration::from_secs(10),
             env: BTreeMap::new(),
             multiple_series: MultipleSeries::default(),
+            group_by: None,
         }
     }
 }
@@ -95,6 +103,9 @@ impl PrometheusConfig {
 /// The query is sent as a `POST` with a form body (`query=...`), like the Go client, which avoids
 /// URL length limits; if the server answers 405 or 501 (a proxy that only allows `GET`) the same
 /// query is retried once as a `GET` with a query string.
+///
+/// With [`PrometheusConfig::group_by`] one query serves every app (see [`GroupBy`]); share one
+/// collector between the apps (`Arc<dyn Collector>`) for that.
 pub struct PrometheusCollector {
     at: Origin,
     endpoint: http::Uri,
@@ -103,6 +114,7 @@ pub struct PrometheusCollector {
     timeout: Duration,
     env: BTreeMap<String, String>,
     multiple_series: MultipleSeries,
+    group: Option<Grouped>,
     client: HttpClient,
 }
 
@@ -115,6 +127,8 @@ impl fmt::Debug for PrometheusCollector {
             .field("token", &self.authorization.as_ref().map(|_| "[REDACTED]"))
             .field("timeout", &self.timeout)
             .field("multiple_series", &self.multiple_series)
+            .field("group_by", &self.group.as_ref().map(|g| &g.label))
+            .field("max_age", &self.group.as_ref().map(|g| g.cache.max_age()))
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +149,9 @@ impl PrometheusCollector {
     /// Validates the configuration and builds the HTTP client.
     ///
     /// Errors ([`CollectError::Config`]): blank metric name, query or address, an address that is
-    /// not an `http://` / `https://` URL, a token that cannot be an HTTP header value.
+    /// not an `http://` / `https://` URL, a token that cannot be an HTTP header value; with
+    /// `group_by`, a label that is not a Prometheus label name (key `group-by`) or a query that
+    /// reads `${APP_NAME}` (key `query`: a grouped query runs once for every app).
     pub fn new(cfg: PrometheusConfig) -> Result<PrometheusCollector, CollectError> {
         let config_error = |key: &'static str, message: String| CollectError::Config {
             metric: cfg.metric_name.clone(),
@@ -181,6 +197,11 @@ impl PrometheusCollector {
                 )
             })?;
         }
+        let group = cfg
+            .group_by
+            .as_ref()
+            .map(|group_by| Grouped::new(group_by, &cfg))
+            .transpose()?;
         let client = http_client(cfg.timeout).map_err(|e| CollectError::Config {
             metric: cfg.metric_name.clone(),
             key: "address",
@@ -195,13 +216,23 @@ impl PrometheusCollector {
             timeout: cfg.timeout,
             env: cfg.env,
             multiple_series: cfg.multiple_series,
+            group,
             client,
         })
     }
 
-    /// The query as it is sent for `app` (placeholders expanded).
+    /// The query as it is sent for `app` (placeholders expanded); for a grouped collector, the
+    /// one query of every app.
     pub fn expanded_query(&self, app: &str) -> String {
-        expand_vars(&self.query, &query_lookup(app, &self.env))
+        match &self.group {
+            Some(group) => group.query.clone(),
+            None => expand_vars(&self.query, &query_lookup(app, &self.env)),
+        }
+    }
+
+    /// The `group-by` label, for a grouped collector.
+    pub fn group_by(&self) -> Option<&str> {
+        self.group.as_ref().map(|g| g.label.as_str())
     }
 
     fn request(&self, method: Method, form: &str) -> Result<Request<Full<Bytes>>, CollectError> {
@@ -237,53 +268,114 @@ impl PrometheusCollector {
             })
     }
 
-    async fn query_once(&self, app: &str) -> Result<f64, CollectError> {
-        let form = format!(
-            "query={}",
-            utf8_percent_encode(&self.expanded_query(app), FORM)
-        );
+    /// Sends `query` (a `POST` form, a `GET` when the server refuses it) and reads the answer.
+    async fn send_query(&self, query: &str) -> Result<ReadResponse, CollectError> {
+        let form = format!("query={}", utf8_percent_encode(query, FORM));
         let transport = |source| CollectError::Transport {
             at: self.at.clone(),
             source,
         };
-        let mut response = send(&self.client, self.request(Method::POST, &form)?, MAX_BODY)
+        let response = send(&self.client, self.request(Method::POST, &form)?, MAX_BODY)
             .await
             .map_err(transport)?;
-        if matches!(
+        if !matches!(
             response.status,
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
         ) {
-            tracing::debug!(metric = %self.at.metric, status = %response.status, "POST refused, retrying the query with GET");
-            response = send(&self.client, self.request(Method::GET, &form)?, MAX_BODY)
-                .await
-                .map_err(transport)?;
+            return Ok(response);
         }
-        let sample = decode_response(
+        tracing::debug!(metric = %self.at.metric, status = %response.status, "POST refused, retrying the query with GET");
+        send(&self.client, self.request(Method::GET, &form)?, MAX_BODY)
+            .await
+            .map_err(transport)
+    }
+
+    /// One query for `app` (an ungrouped collector).
+    async fn query_once(&self, app: &str) -> Result<f64, CollectError> {
+        let response = self.send_query(&self.expanded_query(app)).await?;
+        let body = &response.body;
+        let sample = match decode_response(&self.at, response.status, body)? {
+            Decoded::Vector(samples) => {
+                let values: Vec<&str> = samples.iter().map(|s| s.value.1.as_str()).collect();
+                pick(&self.at, &values, self.multiple_series, |text| {
+                    parse_value(&self.at, text, body)
+                })?
+            }
+            Decoded::Scalar(value) => Sample {
+                value: parse_value(&self.at, &value, body)?,
+                series: 1,
+            },
+        };
+        self.note_first_of_several(app, sample);
+        Ok(sample.value)
+    }
+
+    /// The grouped query, run once for every app: label value → its samples' values (all of them
+    /// parsed: a value that is not a number fails the query).
+    async fn query_groups(&self, group: &Grouped) -> Result<Groups, CollectError> {
+        let response = self.send_query(&group.query).await?;
+        let samples = match decode_response(&self.at, response.status, &response.body)? {
+            Decoded::Vector(samples) => samples,
+            Decoded::Scalar(_) => {
+                return Err(CollectError::NotGroupable {
+                    at: self.at.clone(),
+                    label: group.label.clone(),
+                    result_type: "scalar".into(),
+                });
+            }
+        };
+        let body = &response.body;
+        group.group(
             &self.at,
-            response.status,
-            &response.body,
-            self.multiple_series,
-        )?;
-        if sample.series > 1 && self.multiple_series == MultipleSeries::First {
-            // The configured query, not the expanded one: `${VAR}` values stay out of the logs.
-            tracing::warn!(
+            samples.into_iter().map(|s| (s.metric, s.value.1)),
+            |text| parse_value(&self.at, text, body),
+        )
+    }
+
+    /// `app`'s value in the shared result of a grouped collector.
+    async fn collect_grouped(&self, group: &Grouped, app: &str) -> Result<f64, CollectError> {
+        let groups: Arc<Groups> = group
+            .cache
+            .get(|| self.at.bounded(self.timeout, self.query_groups(group)))
+            .await?;
+        let Some(values) = groups.get(app) else {
+            tracing::debug!(
                 app,
                 metric = %self.at.metric,
-                address = %self.at.address,
-                query = %self.query,
-                series = sample.series,
-                value = sample.value,
-                "prometheus query returned several series, using the first in prometheus' order \
-                 (aggregate the query, e.g. sum(...), or set multiple-series: sum)"
+                label = %group.label,
+                "no series for the app in the grouped result"
             );
-            metrics::counter!(
-                MULTIPLE_SERIES_TOTAL,
-                "app" => app.to_owned(),
-                "metric" => self.at.metric.clone()
-            )
-            .increment(1);
-        }
+            return Err(CollectError::EmptyResult {
+                at: self.at.clone(),
+            });
+        };
+        let sample = pick(&self.at, values, self.multiple_series, Ok)?;
+        self.note_first_of_several(app, sample);
         Ok(sample.value)
+    }
+
+    /// The warning and the counter of [`MultipleSeries::First`] when it chose among several series.
+    fn note_first_of_several(&self, app: &str, sample: Sample) {
+        if sample.series <= 1 || self.multiple_series != MultipleSeries::First {
+            return;
+        }
+        // The configured query, not the expanded one: `${VAR}` values stay out of the logs.
+        tracing::warn!(
+            app,
+            metric = %self.at.metric,
+            address = %self.at.address,
+            query = %self.query,
+            series = sample.series,
+            value = sample.value,
+            "prometheus query returned several series, using the first in prometheus' order \
+             (aggregate the query, e.g. sum(...), or set multiple-series: sum)"
+        );
+        metrics::counter!(
+            MULTIPLE_SERIES_TOTAL,
+            "app" => app.to_owned(),
+            "metric" => self.at.metric.clone()
+        )
+        .increment(1);
     }
 }
 
@@ -294,7 +386,18 @@ impl Collector for PrometheusCollector {
     }
 
     async fn collect(&self, app: &str) -> Result<f64, CollectError> {
-        self.at.bounded(self.timeout, self.query_once(app)).await
+        match &self.group {
+            Some(group) => self.collect_grouped(group, app).await,
+            None => self.at.bounded(self.timeout, self.query_once(app)).await,
+        }
+    }
+
+    /// For a grouped collector, the collections that start after this call use only a result whose
+    /// query started after it; an ungrouped collector always queries, so this does nothing.
+    fn invalidate(&self) {
+        if let Some(group) = &self.group {
+            group.cache.invalidate();
+        }
     }
 }
 
@@ -319,7 +422,7 @@ struct ApiData {
     result: serde_json::Value,
 }
 
-/// A decoded result: the value and how many series the vector had (1 for a scalar).
+/// A value and how many series it was chosen from (1 for a scalar).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Sample {
     value: f64,
@@ -328,17 +431,58 @@ struct Sample {
 
 #[derive(Deserialize)]
 struct VectorSample {
+    /// The series' labels (read only by a grouped collector).
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
     /// `[unix time, "value"]`.
     value: (f64, String),
 }
 
-/// Turns an HTTP status and body into a value or a typed error.
-fn decode_response(
+/// A successful query's result.
+enum Decoded {
+    /// The samples of an instant vector, in Prometheus' order.
+    Vector(Vec<VectorSample>),
+    /// A scalar's value, as written.
+    Scalar(String),
+}
+
+/// Parses one sample value of the response `body`, or a decode error quoting it.
+fn parse_value(at: &Origin, text: &str, body: &[u8]) -> Result<f64, CollectError> {
+    parse_sample_value(text).ok_or_else(|| CollectError::Decode {
+        at: at.clone(),
+        message: format!("sample value `{text}` is not a number"),
+        body: snippet(body),
+    })
+}
+
+/// The one-sample rule: no sample is an empty result; of several, `multiple` decides. Only the
+/// values used are parsed (with `parse`).
+fn pick<T: Copy>(
     at: &Origin,
-    status: StatusCode,
-    body: &[u8],
+    values: &[T],
     multiple: MultipleSeries,
+    parse: impl Fn(T) -> Result<f64, CollectError>,
 ) -> Result<Sample, CollectError> {
+    let value = match (values, multiple) {
+        ([], _) => Err(CollectError::EmptyResult { at: at.clone() }),
+        ([first, ..], MultipleSeries::First) => parse(*first),
+        ([one], _) => parse(*one),
+        (many, MultipleSeries::Sum) => many
+            .iter()
+            .try_fold(0.0, |sum, value| Ok(sum + parse(*value)?)),
+        (many, MultipleSeries::Error) => Err(CollectError::MultipleSeries {
+            at: at.clone(),
+            n: many.len(),
+        }),
+    }?;
+    Ok(Sample {
+        value,
+        series: values.len(),
+    })
+}
+
+/// Turns an HTTP status and body into a result or a typed error.
+fn decode_response(at: &Origin, status: StatusCode, body: &[u8]) -> Result<Decoded, CollectError> {
     let decode = |message: String| CollectError::Decode {
         at: at.clone(),
         message,
@@ -376,36 +520,14 @@ fn decode_response(
         });
     }
     let data = parsed.data.ok_or_else(|| decode("missing `data`".into()))?;
-    let parse_value = |text: &str| {
-        parse_sample_value(text)
-            .ok_or_else(|| decode(format!("sample value `{text}` is not a number")))
-    };
     match data.result_type.as_str() {
-        "vector" => {
-            let samples: Vec<VectorSample> = serde_json::from_value(data.result)
-                .map_err(|e| decode(format!("bad vector result: {e}")))?;
-            let series = samples.len();
-            let value = match (samples.as_slice(), multiple) {
-                ([], _) => Err(CollectError::EmptyResult { at: at.clone() }),
-                ([first, ..], MultipleSeries::First) => parse_value(&first.value.1),
-                ([one], _) => parse_value(&one.value.1),
-                (many, MultipleSeries::Sum) => many
-                    .iter()
-                    .try_fold(0.0, |sum, sample| Ok(sum + parse_value(&sample.value.1)?)),
-                (many, MultipleSeries::Error) => Err(CollectError::MultipleSeries {
-                    at: at.clone(),
-                    n: many.len(),
-                }),
-            }?;
-            Ok(Sample { value, series })
-        }
+        "vector" => serde_json::from_value(data.result)
+            .map(Decoded::Vector)
+            .map_err(|e| decode(format!("bad vector result: {e}"))),
         "scalar" => {
             let (_, value): (f64, String) = serde_json::from_value(data.result)
                 .map_err(|e| decode(format!("bad scalar result: {e}")))?;
-            Ok(Sample {
-                value: parse_value(&value)?,
-                series: 1,
-            })
+            Ok(Decoded::Scalar(value))
         }
         other => Err(CollectError::UnsupportedResultType {
             at: at.clone(),
@@ -453,7 +575,14 @@ mod tests {
     fn first_takes_the_first_sample_in_prometheus_order() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"q":"b"},"value":[1,"7"]},{"metric":{"q":"a"},"value":[1,"3"]}]}}"#;
-        let got = decode_response(&at(), StatusCode::OK, body, MultipleSeries::First).unwrap();
+        let Decoded::Vector(samples) = decode_response(&at(), StatusCode::OK, body).unwrap() else {
+            panic!("a vector")
+        };
+        let values: Vec<&str> = samples.iter().map(|s| s.value.1.as_str()).collect();
+        let got = pick(&at(), &values, MultipleSeries::First, |t| {
+            parse_value(&at(), t, body)
+        })
+        .unwrap();
         assert_eq!(
             got,
             Sample {
@@ -471,7 +600,20 @@ mod tests {
     #[test]
     fn bad_sample_value_is_a_decode_error() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}"#;
-        let err = decode_response(&at(), StatusCode::OK, body, MultipleSeries::Error).unwrap_err();
+        let Decoded::Vector(samples) = decode_response(&at(), StatusCode::OK, body).unwrap() else {
+            panic!("a vector")
+        };
+        let err = pick(
+            &at(),
+            &[samples[0].value.1.as_str()],
+            MultipleSeries::Error,
+            |t| parse_value(&at(), t, body),
+        )
+        .unwrap_err();
         assert!(matches!(err, CollectError::Decode { .. }), "{err}");
+        assert!(
+            err.to_string().contains("resultType"),
+            "quotes the body: {err}"
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! Against a real Prometheus (Debian's), scraping a local exporter. One server start (~6 s until
-//! the first scrape) serves every check.
+//! the first scrape) serves every check of one test; the grouped query has its own server (its
+//! series would change the sums of the other test), started in parallel.
 
 use std::time::Duration;
 
-use fas_collect::{CollectError, Collector, MultipleSeries, PrometheusCollector, PrometheusConfig};
+use fas_collect::{
+    CollectError, Collector, GroupBy, MultipleSeries, PrometheusCollector, PrometheusConfig,
+};
 use fas_testkit::{Exporter, PromServer};
 
 const METRICS: &str = "\
@@ -143,4 +146,54 @@ async fn real_prometheus_queries() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_grouped_query() {
+    let exporter = Exporter::start().await;
+    exporter.set(
+        "\
+queue_depth{app=\"my-app\",queue=\"a\"} 5
+queue_depth{app=\"my-app\",queue=\"b\"} 2
+queue_depth{app=\"other-app\",queue=\"a\"} 9
+queue_depth{queue=\"no-app\"} 100
+",
+    );
+    let prom = PromServer::start(&[exporter.addr()]).await;
+    prom.wait_for("queue_depth").await;
+
+    let mut cfg = PrometheusConfig::new("queue_depth", &prom.url(), "sum by (app) (queue_depth)");
+    cfg.timeout = Duration::from_secs(5);
+    cfg.multiple_series = MultipleSeries::Error;
+    cfg.group_by = Some(GroupBy::new("app", Duration::from_secs(60)));
+    let c = PrometheusCollector::new(cfg).unwrap();
+    // `sum by (app)` gives one series per app, and one without the label (ignored).
+    assert_eq!(c.collect("my-app").await.unwrap(), 7.0);
+    assert_eq!(c.collect("other-app").await.unwrap(), 9.0);
+    let err = c.collect("third-app").await.unwrap_err();
+    assert!(matches!(err, CollectError::EmptyResult { .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with("empty prometheus result"),
+        "{err}"
+    );
+
+    // The result is kept; after `invalidate` the next collection sees the new scrape.
+    exporter.set("queue_depth{app=\"my-app\",queue=\"a\"} 50\nqueue_depth{app=\"third-app\"} 1\n");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        c.invalidate();
+        if c.collect("my-app").await.unwrap() == 50.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new value never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(c.collect("third-app").await.unwrap(), 1.0);
+    assert!(matches!(
+        c.collect("other-app").await,
+        Err(CollectError::EmptyResult { .. })
+    ));
 }

@@ -255,7 +255,13 @@ pub(crate) fn build(
     let process = process(layer, findings);
     let policy = policy_settings(layer, findings);
     let raw_collectors = layer.collectors.as_deref().unwrap_or_default();
-    let collectors = collectors::collectors(raw_collectors, schedule.timeout, env, findings);
+    let collectors = collectors::collectors(
+        raw_collectors,
+        schedule.timeout,
+        schedule.interval,
+        env,
+        findings,
+    );
     let known = collectors::declared_names(raw_collectors);
     let counts = counts(layer, &known, findings);
     if !findings.problems.is_empty() {

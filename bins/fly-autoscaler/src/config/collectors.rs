@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use fas_collect::{MultipleSeries, PrometheusConfig, TemporalConfig};
+use fas_collect::{GroupBy, MultipleSeries, PrometheusConfig, TemporalConfig};
 use secrecy::SecretString;
 
 use super::duration::format_go_duration;
@@ -58,10 +58,19 @@ fn query_env(
         .collect()
 }
 
+/// How long a grouped collector's result serves every app (`group-by`): the app `interval` minus a
+/// margin of a tenth of it, at most 1 s, so that the app whose tick ran the query finds the result
+/// expired at its next tick and one query runs per interval (ticks drift a little; a result kept
+/// for exactly one interval could be reused by that tick and serve for almost two).
+pub(crate) fn group_max_age(interval: Duration) -> Duration {
+    interval - (interval / 10).min(Duration::from_secs(1))
+}
+
 /// Every collector, in order. A collector with a problem is left out (the problems are recorded).
 pub(crate) fn collectors(
     raw: &[RawCollector],
     app_timeout: Duration,
+    interval: Duration,
     env: &BTreeMap<String, String>,
     findings: &mut Findings,
 ) -> Vec<CollectorConfig> {
@@ -84,7 +93,7 @@ pub(crate) fn collectors(
                 None
             }
             Some(s) => match s.value.trim() {
-                "prometheus" => prometheus(c, metric_name, timeout, env, findings),
+                "prometheus" => prometheus(c, metric_name, timeout, interval, env, findings),
                 "temporal" => temporal(c, metric_name, timeout, env, findings),
                 _ => {
                     findings.problem(
@@ -180,10 +189,43 @@ fn required(
     value
 }
 
+/// `group-by`: a Prometheus label name, and then a query without `${APP_NAME}` (it runs once for
+/// every app).
+fn group_by(c: &RawCollector, interval: Duration, findings: &mut Findings) -> Option<GroupBy> {
+    let s = c.get(CollectorKey::GroupBy)?;
+    let label = s.value.trim();
+    if !parse::is_identifier(label) {
+        findings.problem(ConfigProblem::invalid(s, "invalid group-by label").hint(
+            "must be a prometheus label name (letters, digits and '_', not starting with a digit), \
+             e.g. app",
+        ));
+        return None;
+    }
+    if let Some(query) = c.get(CollectorKey::Query)
+        && referenced_vars(&query.value)
+            .iter()
+            .any(|n| n == "APP_NAME")
+    {
+        findings.problem(
+            ConfigProblem::new(format!(
+                "a query grouped by `{label}` cannot read ${{APP_NAME}}"
+            ))
+            .at(&query.name)
+            .hint(format!(
+                "it runs once for every app: drop the app filter and keep the label, e.g. \
+                 sum by ({label}) (...), or remove {}",
+                c.origin.key_name(CollectorKey::GroupBy)
+            )),
+        );
+    }
+    Some(GroupBy::new(label, group_max_age(interval)))
+}
+
 fn prometheus(
     c: &RawCollector,
     metric_name: Option<String>,
     timeout: Duration,
+    interval: Duration,
     env: &BTreeMap<String, String>,
     findings: &mut Findings,
 ) -> Option<CollectorConfig> {
@@ -196,6 +238,7 @@ fn prometheus(
             MultipleSeries::default()
         }),
     };
+    let group_by = group_by(c, interval, findings);
     let env = c
         .get(CollectorKey::Query)
         .map(|q| query_env(q, env, findings))
@@ -208,6 +251,7 @@ fn prometheus(
         token: c.text(CollectorKey::Token).map(SecretString::from),
         timeout,
         multiple_series,
+        group_by,
     }))
 }
 
@@ -219,10 +263,16 @@ fn temporal(
     findings: &mut Findings,
 ) -> Option<CollectorConfig> {
     let address = required(c, CollectorKey::Address, "temporal address", findings);
-    if let Some(s) = c.get(CollectorKey::MultipleSeries) {
-        findings.problem(
-            ConfigProblem::new("multiple-series applies to prometheus collectors only").at(&s.name),
-        );
+    for key in [CollectorKey::MultipleSeries, CollectorKey::GroupBy] {
+        if let Some(s) = c.get(key) {
+            findings.problem(
+                ConfigProblem::new(format!(
+                    "{} applies to prometheus collectors only",
+                    key.yaml()
+                ))
+                .at(&s.name),
+            );
+        }
     }
     let cert = c.text(CollectorKey::CertData);
     let key = c.get(CollectorKey::KeyData).map(|s| s.value.clone());
@@ -267,6 +317,15 @@ pub(crate) fn declared_names(raw: &[RawCollector]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_max_age_is_the_interval_minus_a_small_margin() {
+        let ms = Duration::from_millis;
+        assert_eq!(group_max_age(ms(15_000)), ms(14_000));
+        assert_eq!(group_max_age(ms(60_000)), ms(59_000));
+        assert_eq!(group_max_age(ms(5_000)), ms(4_500));
+        assert_eq!(group_max_age(ms(1_000)), ms(900));
+    }
 
     #[test]
     fn referenced_vars_lists_each_name_once_and_skips_regexp_groups() {

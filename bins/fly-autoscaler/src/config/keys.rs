@@ -236,6 +236,8 @@ config_keys! {
         CaData(ca_data) = "ca-data", temporal ["TEMPORAL_TLS_CA_DATA", "FAS_TEMPORAL_CA_DATA"];
         /// Several Prometheus series: `first`, `error` or `sum`.
         MultipleSeries(multiple_series) = "multiple-series", prometheus "FAS_PROMETHEUS_MULTIPLE_SERIES";
+        /// Batch collection: the label naming the app in one query for every app (prometheus only).
+        GroupBy(group_by) = "group-by", prometheus "FAS_PROMETHEUS_GROUP_BY";
         /// Limit on one collection.
         Timeout(timeout) = "timeout", prometheus "FAS_PROMETHEUS_TIMEOUT", temporal ["FAS_TEMPORAL_TIMEOUT"];
     }
