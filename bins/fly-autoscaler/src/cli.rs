@@ -19,6 +19,7 @@ use secrecy::ExposeSecret as _;
 use crate::config::{self, CollectorConfig, Config, LogFormat, Purpose, Sources};
 use crate::report::error_chain;
 use crate::tick::{self, Reconciler};
+use crate::trigger::Triggers;
 use crate::{schedule, telemetry};
 
 /// The crate version.
@@ -119,9 +120,16 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     init_logging(config.log_format, config.verbose);
     let handle = telemetry::install_recorder(telemetry::gauge_idle_timeout(&config))?;
     let shutdown = CancellationToken::new();
+    let trigger_token = config.trigger_token.clone();
     let (reconciler, listener) = prepare(config).await?;
-    let metrics = tokio::spawn(telemetry::serve(listener, handle, shutdown.clone()));
-    let loop_task = tokio::spawn(schedule::run(reconciler, shutdown.clone()));
+    let triggers = Arc::new(Triggers::new());
+    let endpoints = telemetry::Endpoints {
+        metrics: handle,
+        triggers: triggers.clone(),
+        trigger_token,
+    };
+    let metrics = tokio::spawn(telemetry::serve(listener, endpoints, shutdown.clone()));
+    let loop_task = tokio::spawn(schedule::run_with(reconciler, triggers, shutdown.clone()));
     signals.wait().await?;
     info!(grace = ?SHUTDOWN_GRACE, "shutting down: no new work; letting calls in flight finish");
     shutdown.cancel();
@@ -141,7 +149,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::
     let reconciler = build_reconciler(config)?;
     let listener = telemetry::bind(reconciler.config().metrics_address).await?;
     let local = listener.local_addr().context("metrics listener address")?;
-    info!(address = %local, "serving /metrics and /healthz");
+    info!(address = %local, "serving /metrics, /healthz and /trigger");
     Ok((Arc::new(reconciler), listener))
 }
 

@@ -65,6 +65,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_APP_LIST_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// Default per-collector timeout (never more than the app `timeout`).
 pub const DEFAULT_COLLECTOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default least time between two triggered ticks of one app (`trigger-min-gap`).
+pub const DEFAULT_TRIGGER_MIN_GAP: Duration = Duration::from_secs(1);
 /// Default Machines API base URL (`FLY_FLAPS_BASE_URL`).
 pub const DEFAULT_FLAPS_BASE_URL: &str = "https://api.machines.dev";
 /// Default GraphQL API base URL (`FLY_API_BASE_URL`).
@@ -192,6 +194,11 @@ pub struct Config {
     pub scale_down_window: Duration,
     /// Fly API token; always `Some` for [`Purpose::Serve`].
     pub api_token: Option<SecretString>,
+    /// Bearer token of `POST /trigger` (`trigger-token` / `FAS_TRIGGER_TOKEN`); without one the endpoint
+    /// answers 404.
+    pub trigger_token: Option<SecretString>,
+    /// Least time between two triggered ticks of one app (`trigger-min-gap`, default 1 s).
+    pub trigger_min_gap: Duration,
     /// Debug logging.
     pub verbose: bool,
     /// Log output format (default JSON).

@@ -106,7 +106,7 @@ pub async fn run(duration: &str) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     let metric_stop = CancellationToken::new();
     let metric = tokio::spawn(crate::http::serve(prom, metric_stop.clone(), move |_req| {
-        metric_response(started, total)
+        std::future::ready(metric_response(started, total))
     }));
 
     let sources = Sources {

@@ -13,6 +13,16 @@ use fas_reconcile::MachineOps;
 use crate::ops::FlyOps;
 use crate::telemetry::timed_api_call;
 
+/// One app of the organization's list, as the wildcard mode reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The app name.
+    pub name: String,
+    /// The status of its current release (`running` while a deploy is in progress); `None` when
+    /// it has no release.
+    pub release_status: Option<String>,
+}
+
 /// What the loop needs from the Fly API. Every call must bound itself in time (the client's
 /// request timeouts and retry budget do).
 #[async_trait::async_trait]
@@ -21,8 +31,8 @@ pub trait Fly: Send + Sync + fmt::Debug + 'static {
     async fn current_release(&self, app: &str) -> Result<Option<Release>, fas_flyapi::Error>;
     /// Every machine of the app, in any state (the default list).
     async fn list_machines(&self, app: &str) -> Result<Vec<Machine>, fas_flyapi::Error>;
-    /// The names of the organization's apps (wildcard mode).
-    async fn org_apps(&self, org: &str) -> Result<Vec<String>, fas_flyapi::Error>;
+    /// The organization's apps with their current release status (wildcard mode).
+    async fn org_apps(&self, org: &str) -> Result<Vec<AppInfo>, fas_flyapi::Error>;
     /// The executor's operations on `app`, cloning from the machines of `listed`.
     fn machine_ops<'a>(&'a self, app: &'a str, listed: &'a [Machine]) -> Box<dyn MachineOps + 'a>;
 }
@@ -38,9 +48,15 @@ impl Fly for Client {
         timed_api_call("list", Client::list_machines(self, app, &opts)).await
     }
 
-    async fn org_apps(&self, org: &str) -> Result<Vec<String>, fas_flyapi::Error> {
+    async fn org_apps(&self, org: &str) -> Result<Vec<AppInfo>, fas_flyapi::Error> {
         let apps = timed_api_call("org_apps", Client::org_apps(self, org)).await?;
-        Ok(apps.into_iter().map(|a| a.name).collect())
+        Ok(apps
+            .into_iter()
+            .map(|a| AppInfo {
+                release_status: a.current_release.map(|r| r.status),
+                name: a.name,
+            })
+            .collect())
     }
 
     fn machine_ops<'a>(&'a self, app: &'a str, listed: &'a [Machine]) -> Box<dyn MachineOps + 'a> {

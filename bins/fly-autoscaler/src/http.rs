@@ -28,9 +28,10 @@ pub fn response(
 
 /// Answers every request on `listener` with `respond` until `shutdown` is cancelled. A failed
 /// accept (e.g. out of file descriptors) is retried after a short pause, never in a hot loop.
-pub async fn serve<F>(listener: TcpListener, shutdown: CancellationToken, respond: F)
+pub async fn serve<F, Fut>(listener: TcpListener, shutdown: CancellationToken, respond: F)
 where
-    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Clone + Send + Sync + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     loop {
         let accepted = tokio::select! {
@@ -48,8 +49,8 @@ where
         let respond = respond.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let resp = respond(&req);
-                async move { Ok::<_, Infallible>(resp) }
+                let resp = respond(req);
+                async move { Ok::<_, Infallible>(resp.await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()

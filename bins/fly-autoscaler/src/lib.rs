@@ -2,7 +2,8 @@
 //! them: configuration ([`config`]), the Fly API seam ([`fly`]) and the adapter from the Fly API
 //! client to the executor ([`ops`]), one app's tick ([`tick`]) and what it remembers of its
 //! creates ([`creates`]), the loop that schedules ticks ([`schedule`]), what a tick records and
-//! logs ([`report`]), metric names and the `/metrics` listener ([`telemetry`]), the small HTTP
+//! logs ([`report`]), metric names and the `/metrics` listener ([`telemetry`]), the push trigger
+//! ([`trigger`]), the small HTTP
 //! server behind `/metrics` and the demo ([`http`]), the commands ([`cli`]) and the
 //! self-contained demo ([`demo`]).
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod report;
 pub mod schedule;
 pub mod telemetry;
 pub mod tick;
+pub mod trigger;

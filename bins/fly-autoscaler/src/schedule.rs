@@ -1,7 +1,9 @@
 //! The loop: when each app is reconciled. Each app has its own due time; at most `concurrency`
 //! ticks run at once and never two of one app; after each tick the pure [`decide`] says when the
-//! app is due again ([`Next`], in the shape of kube-rs's `Action`); the wildcard app list is
-//! refreshed on its own period; shutdown stops new ticks and drains the running ones.
+//! app is due again ([`Next`], in the shape of kube-rs's `Action`); a push trigger
+//! ([`crate::trigger`]) brings an app's tick forward (coalesced with a running tick, at most one
+//! per `trigger-min-gap`); the wildcard app list is refreshed on its own period; shutdown stops
+//! new ticks and drains the running ones.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::tick::{Reconciler, TickError, TickOutcome, log_tick_error};
+use crate::trigger::Triggers;
 
 /// After a tick that changed the fleet but left a step for later (a create or destroy, which
 /// preempts starts and stops as in the Go version, or a plan cut by a per-tick cap), the app is
@@ -31,6 +34,8 @@ pub enum Why {
     AfterSkip,
     /// The app was just added (start, or it joined the wildcard list): due at once.
     New,
+    /// A push trigger (`POST /trigger`) brought the tick forward.
+    Trigger,
 }
 
 impl Why {
@@ -41,6 +46,7 @@ impl Why {
             Self::FollowUp => "follow_up",
             Self::AfterSkip => "interval_after_skip",
             Self::New => "new",
+            Self::Trigger => "trigger",
         }
     }
 }
@@ -83,6 +89,14 @@ impl Next {
         Next { at, why: Why::New }
     }
 
+    /// Due at `at` because of a push trigger.
+    pub const fn triggered(at: Instant) -> Next {
+        Next {
+            at,
+            why: Why::Trigger,
+        }
+    }
+
     /// When.
     pub const fn at(&self) -> Instant {
         self.at
@@ -105,6 +119,8 @@ pub struct LoopPolicy {
     pub app_list_refresh: Duration,
     /// Ticks running at once (at least 1).
     pub concurrency: usize,
+    /// Least time between the starts of two triggered ticks of one app.
+    pub trigger_min_gap: Duration,
 }
 
 impl LoopPolicy {
@@ -115,6 +131,7 @@ impl LoopPolicy {
             follow_up: FOLLOW_UP,
             app_list_refresh: config.app_list_refresh_interval,
             concurrency: config.concurrency.max(1),
+            trigger_min_gap: config.trigger_min_gap,
         }
     }
 }
@@ -159,22 +176,54 @@ pub fn decide(
     }
 }
 
+/// When a triggered tick of an app may start: now, unless its last triggered tick started less
+/// than `min_gap` ago. Never later than the app's next tick anyway (a trigger only brings a tick
+/// forward).
+pub fn trigger_at(
+    now: Instant,
+    last_triggered: Option<Instant>,
+    min_gap: Duration,
+    next: Next,
+) -> Next {
+    let earliest = last_triggered.map_or(now, |t| (t + min_gap).max(now));
+    if earliest < next.at() {
+        Next::triggered(earliest)
+    } else {
+        next
+    }
+}
+
 /// One app known to the loop.
 #[derive(Debug)]
 struct Slot {
     next: Next,
     running: bool,
+    /// A trigger came while the tick ran: one more tick right after it (coalesced).
+    retrigger: bool,
+    /// Start of the last triggered tick (for `trigger-min-gap`).
+    last_triggered: Option<Instant>,
 }
 
-/// Runs the loop until `shutdown` is cancelled. Returns once the ticks in progress have drained
-/// (each stops launching machine calls at once and waits only for the calls in flight).
+/// Runs the loop until `shutdown` is cancelled, without push triggers (see [`run_with`]).
 pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(reconciler, Arc::new(Triggers::new()), shutdown).await
+}
+
+/// Runs the loop until `shutdown` is cancelled, taking push triggers from `triggers` (the loop
+/// tells it which apps exist). Returns once the ticks in progress have drained (each stops
+/// launching machine calls at once and waits only for the calls in flight).
+pub async fn run_with(
+    reconciler: Arc<Reconciler>,
+    triggers: Arc<Triggers>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let policy = LoopPolicy::of(reconciler.config());
     let wildcard = reconciler.config().has_wildcard();
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     let mut running: JoinSet<(String, Next)> = JoinSet::new();
     let mut refresh_at = Instant::now();
     let mut have_list = false;
+    debug_assert!(policy.app_list_refresh > Duration::ZERO);
     let mut tick: u64 = 0;
     info!(
         app_name = %reconciler.config().app_name,
@@ -187,15 +236,17 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
         let now = Instant::now();
         if now >= refresh_at {
             // Single-app mode lists nothing: the list is the configured name.
-            let ok = refresh_apps(&reconciler, &mut slots, now).await;
+            let ok = refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
             have_list |= ok;
-            // A failed refresh retries after an interval; a good list lasts its refresh period.
-            refresh_at = if !wildcard {
-                far_future(now)
-            } else if ok {
-                now + policy.app_list_refresh
+            triggers.set_known(slots.keys());
+            // The org's app list also carries every app's release status, which stands for the
+            // ticks' release checks for one interval: it is read once per interval (or per
+            // `app-list-refresh-interval` if shorter); a failed read retries after an interval
+            // and the ticks ask Fly per app meanwhile.
+            refresh_at = if wildcard {
+                now + policy.interval.min(policy.app_list_refresh)
             } else {
-                now + policy.interval
+                far_future(now)
             };
         }
         // Launch every due app, earliest first, while there is room.
@@ -211,6 +262,9 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
             slot.running = true;
             tick += 1;
             let why = slot.next.why();
+            if why == Why::Trigger {
+                slot.last_triggered = Some(now);
+            }
             let app = app.clone();
             let reconciler = reconciler.clone();
             let shutdown = shutdown.clone();
@@ -218,7 +272,9 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
             running.spawn(
                 async move {
                     let started = Instant::now();
-                    let result = reconciler.reconcile(&app, &shutdown).await;
+                    // A triggered tick reads fresh metrics: no collector answers from a cache.
+                    let fresh = why == Why::Trigger;
+                    let result = reconciler.reconcile_fresh(&app, fresh, &shutdown).await;
                     if let Err(e) = &result {
                         log_tick_error(e);
                     }
@@ -242,11 +298,27 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) -> an
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            () = triggers.notified() => {
+                let now = Instant::now();
+                for app in triggers.take() {
+                    let Some(slot) = slots.get_mut(&app) else { continue };
+                    if slot.running {
+                        slot.retrigger = true;
+                    } else {
+                        slot.next = trigger_at(now, slot.last_triggered, policy.trigger_min_gap, slot.next);
+                    }
+                }
+            }
             Some(done) = running.join_next() => match done {
                 Ok((app, next)) => match slots.get_mut(&app) {
                     Some(slot) => {
                         slot.running = false;
-                        slot.next = next;
+                        slot.next = if std::mem::take(&mut slot.retrigger) {
+                            let now = Instant::now();
+                            trigger_at(now, slot.last_triggered, policy.trigger_min_gap, next)
+                        } else {
+                            next
+                        };
                     }
                     // It left the list while its tick ran.
                     None => reconciler.forget(&app),
@@ -273,13 +345,23 @@ fn far_future(now: Instant) -> Instant {
     now + Duration::from_secs(86_400 * 365)
 }
 
-/// Reads the app list and updates the slots: new apps are due at once; apps that left are
-/// forgotten (their state and, through the exporter's idle timeout, their gauges); a failed read
-/// keeps the previous list. Returns whether the list was read.
+/// When the `k`-th of `n` apps added at once is first due: spread evenly over one interval, so a
+/// fleet does not tick in the same second (one app alone is due at once).
+pub fn first_due(now: Instant, interval: Duration, k: usize, n: usize) -> Instant {
+    let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    let k = u32::try_from(k).unwrap_or(u32::MAX).min(n - 1);
+    now + interval / n * k
+}
+
+/// Reads the app list and updates the slots: new apps are due within the interval, spread
+/// ([`first_due`]); apps that left are forgotten (their state and, through the exporter's idle
+/// timeout, their gauges); a failed read keeps the previous list. Returns whether the list was
+/// read.
 async fn refresh_apps(
     reconciler: &Reconciler,
     slots: &mut BTreeMap<String, Slot>,
     now: Instant,
+    interval: Duration,
 ) -> bool {
     let list = match reconciler.list_apps().await {
         Ok(list) => list,
@@ -294,6 +376,9 @@ async fn refresh_apps(
         .cloned()
         .collect();
     let added = list.iter().filter(|a| !slots.contains_key(*a)).count();
+    if added == 0 && gone.is_empty() {
+        return true;
+    }
     for app in &gone {
         if let Some(slot) = slots.remove(app)
             && !slot.running
@@ -301,15 +386,18 @@ async fn refresh_apps(
             reconciler.forget(app);
         }
     }
-    for app in &list {
-        slots.entry(app.clone()).or_insert(Slot {
-            next: Next::new_app(now),
+    let new: Vec<&String> = list.iter().filter(|a| !slots.contains_key(*a)).collect();
+    let n = new.len();
+    for (k, app) in new.into_iter().enumerate() {
+        let slot = Slot {
+            next: Next::new_app(first_due(now, interval, k, n)),
             running: false,
-        });
+            retrigger: false,
+            last_triggered: None,
+        };
+        slots.insert(app.clone(), slot);
     }
-    if added > 0 || !gone.is_empty() {
-        info!(apps = %list.join(","), removed = %gone.join(","), "app list");
-    }
+    info!(apps = %list.join(","), removed = %gone.join(","), "app list");
     true
 }
 
@@ -327,6 +415,7 @@ mod tests {
         follow_up: FOLLOW_UP,
         app_list_refresh: Duration::from_secs(60),
         concurrency: 1,
+        trigger_min_gap: Duration::from_secs(1),
     };
 
     fn outcome(kind_action: Option<Action>, ok: bool, capped: bool) -> TickOutcome {
@@ -442,13 +531,48 @@ mod tests {
     }
 
     #[test]
+    fn first_ticks_of_a_fleet_are_spread_and_a_single_app_starts_at_once() {
+        let t0 = Instant::now();
+        let i = Duration::from_secs(15);
+        assert_eq!(first_due(t0, i, 0, 1), t0);
+        assert_eq!(first_due(t0, i, 0, 3), t0);
+        assert_eq!(first_due(t0, i, 1, 3), t0 + Duration::from_secs(5));
+        assert_eq!(first_due(t0, i, 2, 3), t0 + Duration::from_secs(10));
+        assert_eq!(
+            first_due(t0, i, 9, 3),
+            t0 + Duration::from_secs(10),
+            "clamped"
+        );
+        assert_eq!(first_due(t0, i, 0, 0), t0);
+    }
+
+    #[test]
+    fn a_trigger_only_brings_a_tick_forward_and_respects_the_gap() {
+        let t0 = Instant::now();
+        let gap = Duration::from_secs(1);
+        let next = Next::interval(t0 + Duration::from_secs(15));
+        assert_eq!(trigger_at(t0, None, gap, next), Next::triggered(t0));
+        let last = Some(t0 - Duration::from_millis(300));
+        assert_eq!(
+            trigger_at(t0, last, gap, next),
+            Next::triggered(t0 + Duration::from_millis(700))
+        );
+        let soon = Next::follow_up(t0 + Duration::from_millis(200));
+        assert_eq!(
+            trigger_at(t0, last, gap, soon),
+            soon,
+            "never later than planned"
+        );
+    }
+
+    #[test]
     fn a_skipped_tick_waits_a_whole_interval() {
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs(1);
         let next = decide(&Err(TickError::ShuttingDown), t0, end, &POLICY);
         assert_eq!(next, Next::after_skip(t0 + POLICY.interval));
         let deploy = TickError::DeployInProgress {
-            version: 3,
+            version: Some(3),
             status: "running".into(),
         };
         assert_eq!(decide(&Err(deploy), t0, end, &POLICY).why(), Why::AfterSkip);

@@ -1,10 +1,12 @@
-//! Every metric name the autoscaler exports, in one place, and the `/metrics` + `/healthz` listener.
+//! Every metric name the autoscaler exports, in one place, and the metrics listener (`/metrics`,
+//! `/healthz`, `/trigger`).
 //!
 //! The three Go metric names (`fas_reconcile_count`, `fas_machine_start_count`,
 //! `fas_machine_stop_count`) keep their exact names and labels. Everything else is new and carries
 //! an `app` label.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,10 +15,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::response;
+use crate::trigger::Triggers;
 
 /// Go name: reconciliations by outcome (`status` = create, destroy, start, stop, no_scale).
 pub const RECONCILE_COUNT: &str = "fas_reconcile_count";
@@ -157,10 +161,22 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
-/// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: CancellationToken) {
+/// What the metrics listener serves besides `/metrics`.
+#[derive(Debug)]
+pub struct Endpoints {
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Where `POST /trigger` records the apps to wake (shared with the loop).
+    pub triggers: Arc<Triggers>,
+    /// The bearer token of `/trigger`; `None` turns the endpoint off (404).
+    pub trigger_token: Option<SecretString>,
+}
+
+/// Serves `/metrics` (Prometheus text), `/healthz` and `/trigger` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: CancellationToken) {
+    let endpoints = Arc::new(endpoints);
     let upkeep = {
-        let handle = handle.clone();
+        let handle = endpoints.metrics.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -172,14 +188,26 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: Ca
             }
         })
     };
-    crate::http::serve(listener, shutdown, move |req| route(req, &handle)).await;
+    crate::http::serve(listener, shutdown, move |req| {
+        let endpoints = endpoints.clone();
+        async move { route(req, &endpoints).await }
+    })
+    .await;
     upkeep.abort();
 }
 
-fn route(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/metrics" => response(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+        "/metrics" => response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            endpoints.metrics.render(),
+        ),
         "/healthz" => response(StatusCode::OK, "text/plain", "ok\n"),
+        "/trigger" => {
+            let token = endpoints.trigger_token.as_ref();
+            crate::trigger::handle(req, &endpoints.triggers, token).await
+        }
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

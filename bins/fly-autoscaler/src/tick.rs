@@ -18,7 +18,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::creates::RecentCreates;
-use crate::fly::Fly;
+use crate::fly::{AppInfo, Fly};
 use crate::ops::to_domain;
 use crate::report::{log_plan, log_report, record_counts, record_report, record_targets};
 use crate::telemetry as m;
@@ -28,10 +28,13 @@ use crate::telemetry as m;
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
     /// The app's current release is being deployed; nothing is touched.
-    #[error("release v{version} is {status}: deploy in progress, skipping")]
+    #[error(
+        "release{} is {status}: deploy in progress, skipping",
+        version.map(|v| format!(" v{v}")).unwrap_or_default()
+    )]
     DeployInProgress {
-        /// Release version.
-        version: i64,
+        /// Release version (unknown when the status came from the org's app list).
+        version: Option<i64>,
         /// Release status (`running`).
         status: String,
     },
@@ -170,6 +173,13 @@ struct AppState {
     last_success: Option<f64>,
 }
 
+/// The release statuses of the org's apps, as the last app-list read gave them (wildcard mode).
+#[derive(Debug)]
+struct ReleaseView {
+    at: Instant,
+    status: HashMap<String, Option<String>>,
+}
+
 /// The reconciler of every app: the configuration, the Fly API seam, the collectors and what is
 /// remembered per app between ticks.
 #[derive(Debug)]
@@ -178,6 +188,7 @@ pub struct Reconciler {
     fly: Arc<dyn Fly>,
     collectors: Vec<Arc<dyn Collector>>,
     apps: Mutex<HashMap<String, AppState>>,
+    releases: Mutex<Option<ReleaseView>>,
 }
 
 impl Reconciler {
@@ -192,7 +203,21 @@ impl Reconciler {
             fly,
             collectors,
             apps: Mutex::new(HashMap::new()),
+            releases: Mutex::new(None),
         }
+    }
+
+    /// The app's release status from the last app-list read, when that read is recent enough to
+    /// stand for this tick's release check (younger than one interval plus the timeout):
+    /// `Some(None)` = no release. `None` = ask Fly for this app.
+    fn listed_release(&self, app: &str) -> Option<Option<String>> {
+        let view = self.releases.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = view.as_ref()?;
+        let fresh_for = self.config.interval + self.config.timeout;
+        if view.at.elapsed() > fresh_for {
+            return None;
+        }
+        view.status.get(app).cloned()
     }
 
     /// The configuration.
@@ -234,9 +259,20 @@ impl Reconciler {
         app: &str,
         shutdown: &CancellationToken,
     ) -> Result<TickOutcome, TickError> {
+        self.reconcile_fresh(app, false, shutdown).await
+    }
+
+    /// [`Reconciler::reconcile`]; with `fresh`, every metric is read from its source, never from
+    /// a collector's cache (a push-triggered tick).
+    pub async fn reconcile_fresh(
+        &self,
+        app: &str,
+        fresh: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<TickOutcome, TickError> {
         let started = Instant::now();
         let deadline = started + self.config.timeout;
-        let result = self.reconcile_inner(app, deadline, shutdown).await;
+        let result = self.reconcile_inner(app, deadline, fresh, shutdown).await;
         metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
             .record(started.elapsed().as_secs_f64());
         let status = match &result {
@@ -263,12 +299,13 @@ impl Reconciler {
         &self,
         app: &str,
         deadline: Instant,
+        fresh: bool,
         shutdown: &CancellationToken,
     ) -> Result<TickOutcome, TickError> {
         let cfg = &*self.config;
         // Nothing has been changed yet: a shutdown abandons the reading at once.
         let (values, evaluated, listed) = tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.observe(app)) => {
+            r = tokio::time::timeout_at(deadline, self.observe(app, fresh)) => {
                 r.unwrap_or(Err(TickError::Timeout(cfg.timeout)))?
             }
             () = shutdown.cancelled() => return Err(TickError::ShuttingDown),
@@ -341,7 +378,7 @@ impl Reconciler {
     /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
     /// acting and without touching the loop's per-app state (no stabilization history).
     pub async fn plan_once(&self, app: &str) -> Result<Plan, TickError> {
-        let (_, targets, listed) = self.observe(app).await?;
+        let (_, targets, listed) = self.observe(app, true).await?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
         Ok(fas_reconcile::plan(
             &machines,
@@ -356,17 +393,37 @@ impl Reconciler {
     async fn observe(
         &self,
         app: &str,
+        fresh: bool,
     ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
-        let release = self.fly.current_release(app).await;
-        if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
-            && r.in_progress()
-        {
-            return Err(TickError::DeployInProgress {
-                version: r.version,
-                status: r.status,
-            });
+        // Wildcard mode: the org's app list, read once per interval, carries every app's release
+        // status; a tick then costs one Fly call (the machine list). Otherwise ask for this app.
+        match self.listed_release(app) {
+            Some(Some(status)) if status == "running" => {
+                return Err(TickError::DeployInProgress {
+                    version: None,
+                    status,
+                });
+            }
+            Some(_) => {}
+            None => {
+                let release = self.fly.current_release(app).await;
+                if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
+                    && r.in_progress()
+                {
+                    return Err(TickError::DeployInProgress {
+                        version: Some(r.version),
+                        status: r.status,
+                    });
+                }
+            }
         }
 
+        if fresh {
+            // No collector answers this tick from a cache (a grouped query runs again).
+            for c in &self.collectors {
+                c.invalidate();
+            }
+        }
         let values = collect_all(&self.collectors, app).await?;
         let targets = evaluate(&self.config, &values)?;
         record_targets(app, &targets);
@@ -384,14 +441,25 @@ impl Reconciler {
         }
         let org = cfg.org.as_deref().context("organization required")?;
         let pattern = wildcard_regex(&cfg.app_name)?;
-        let apps = self.fly.org_apps(org).await;
-        let mut names: Vec<String> = apps
+        let apps: Vec<AppInfo> = self
+            .fly
+            .org_apps(org)
+            .await
             .with_context(|| format!("listing the apps of organization `{org}`"))?
             .into_iter()
-            .filter(|n| pattern.is_match(n))
+            .filter(|a| pattern.is_match(&a.name))
             .collect();
+        let mut names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
         names.sort();
         names.dedup();
+        let status = apps
+            .into_iter()
+            .map(|a| (a.name, a.release_status))
+            .collect();
+        *self.releases.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReleaseView {
+            at: Instant::now(),
+            status,
+        });
         Ok(names)
     }
 }

@@ -261,6 +261,21 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             "http://127.0.0.1:4281",
             |c| c.graphql_base_url.clone(),
         ),
+        (
+            vec![("trigger-min-gap", "FAS_TRIGGER_MIN_GAP", "250ms")],
+            "250ms",
+            |c| format!("{:?}", c.trigger_min_gap),
+        ),
+        (
+            vec![("trigger-token", "FAS_TRIGGER_TOKEN", "t0k3n")],
+            "t0k3n",
+            |c| {
+                c.trigger_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned())
+                    .unwrap_or_default()
+            },
+        ),
     ]
 }
 
@@ -1574,4 +1589,14 @@ fn unknown_fas_variables_get_a_suggestion_and_show_with_errors() {
         e.to_string(),
         "invalid configuration:\n  - app name required: set app-name or FAS_APP_NAME\nwarnings:\n  - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"
     );
+}
+
+#[test]
+fn an_empty_trigger_token_leaves_the_endpoint_off() {
+    let c = load_ok(&[APP, TOKEN, STARTED, ("FAS_TRIGGER_TOKEN", "  ")], None);
+    assert!(c.trigger_token.is_none());
+    let c = load_ok(&[APP, TOKEN, STARTED], Some("trigger-token: ''\n"));
+    assert!(c.trigger_token.is_none());
+    let c = load_ok(&[APP, TOKEN, STARTED], None);
+    assert_eq!(c.trigger_min_gap, std::time::Duration::from_secs(1));
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use fas_reconcile::{ActionKind, NoteKind, OpErrorKind, Outcome};
 use fly_autoscaler::schedule;
 use fly_autoscaler::tick::{Reconciler, TickError};
+use fly_autoscaler::trigger::{Triggers, Wake};
 use support::fake_fly::{FakeFly, SetCollector, machine};
 use tokio_util::sync::CancellationToken;
 
@@ -140,22 +141,20 @@ async fn a_failed_app_list_refresh_keeps_the_old_list_and_a_removed_app_is_forgo
     let task = tokio::spawn(schedule::run(r.clone(), shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     fly.set_org_apps(None);
-    // Refreshes at 30 s and 45 s fail; both apps keep being reconciled every 15 s.
+    // Reads at 15, 30 and 45 s fail; both apps keep being reconciled every 15 s (app-b's phase
+    // is half an interval after app-a's: first ticks are spread).
     tokio::time::sleep(Duration::from_secs(50)).await;
-    assert_eq!(
-        secs(&fly.calls_of("list", "app-b")),
-        [0.0, 15.0, 30.0, 45.0]
-    );
-    assert!(fly.calls_of("org_apps", "").len() >= 3);
+    assert_eq!(secs(&fly.calls_of("list", "app-b")), [7.5, 22.5, 37.5]);
+    assert_eq!(fly.calls_of("org_apps", "").len(), 4);
     // The list comes back without app-b: it is no longer reconciled and its state is gone.
     fly.set_org_apps(Some(&["app-a"]));
     tokio::time::sleep(Duration::from_secs(40)).await;
     shutdown.cancel();
     task.await.unwrap().unwrap();
-    // The refresh at 60 s drops app-b before its tick was due.
+    // The read at 60 s drops app-b: its tick at 52.5 s was its last.
     assert_eq!(
         secs(&fly.calls_of("list", "app-b")),
-        [0.0, 15.0, 30.0, 45.0]
+        [7.5, 22.5, 37.5, 52.5]
     );
     assert!(fly.calls_of("list", "app-a").len() >= 6);
     assert_eq!(r.remembered_apps(), ["app-a"]);
@@ -270,5 +269,213 @@ async fn no_two_ticks_of_one_app_run_at_once() {
     assert_eq!(
         secs(&fly.calls_of("list", "app")),
         [0.0, 20.0, 40.0, 60.0, 80.0]
+    );
+}
+
+// ---- push triggers ----
+
+/// Runs the loop with a trigger handle; returns it, the shutdown token and the task.
+fn spawn_with_triggers(
+    r: Arc<Reconciler>,
+) -> (
+    Arc<Triggers>,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let triggers = Arc::new(Triggers::new());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(schedule::run_with(r, triggers.clone(), shutdown.clone()));
+    (triggers, shutdown, task)
+}
+
+fn wake(app: &str) -> Wake {
+    Wake::Apps([app.to_owned()].into())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_brings_the_next_tick_forward() {
+    let fly = FakeFly::new();
+    fly.add("app", [machine("m1", "started")]);
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, &[("FAS_STARTED_MACHINE_COUNT", "load")]);
+    let (triggers, shutdown, task) = spawn_with_triggers(r);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(triggers.wake(&wake("app")).woken, ["app"]);
+    assert!(
+        triggers.wake(&wake("other")).woken.is_empty(),
+        "unknown apps are refused"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    // 0, the trigger at 3 s, then the interval counts from the triggered tick: 18 s.
+    assert_eq!(secs(&fly.calls_of("list", "app")), [0.0, 3.0]);
+    assert_eq!(
+        secs(&fly.calls_of("release", "app")),
+        [0.0, 3.0],
+        "a full tick"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn triggers_during_a_running_tick_make_exactly_one_tick_right_after_it() {
+    let fly = FakeFly::new();
+    fly.add("app", [machine("m1", "started")]);
+    fly.knobs(|k| k.list_delay = Duration::from_secs(2));
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, &[("FAS_STARTED_MACHINE_COUNT", "load")]);
+    let (triggers, shutdown, task) = spawn_with_triggers(r);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        triggers.wake(&wake("app"));
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    // The tick at 0 lists until 2 s; the three triggers make one tick at 2 s, never two at once.
+    assert_eq!(secs(&fly.calls_of("release", "app")), [0.0, 2.0]);
+    assert_eq!(fly.max_concurrent_lists("app"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_triggers_makes_at_most_one_tick_per_min_gap() {
+    let fly = FakeFly::new();
+    fly.add("app", [machine("m1", "started")]);
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, &[("FAS_STARTED_MACHINE_COUNT", "load")]);
+    let (triggers, shutdown, task) = spawn_with_triggers(r);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 1,000 triggers within one second.
+    for _ in 0..1_000 {
+        triggers.wake(&wake("app"));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    // The start, the first trigger at once, then one per `trigger-min-gap` (1 s): 3 ticks in
+    // 3.6 s, each a full tick (one release check, one list).
+    let ticks = secs(&fly.calls_of("release", "app"));
+    assert_eq!(ticks, [0.0, 0.1, 1.1], "{ticks:?}");
+    assert_eq!(fly.calls_of("list", "app").len(), ticks.len());
+}
+
+// ---- a fleet ----
+
+fn wildcard(n: usize, fly: &FakeFly) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("app-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        fly.add(name, [machine(&format!("m{i}"), "started")]);
+    }
+    names
+}
+
+const FLEET: &[(&str, &str)] = &[
+    ("FAS_APP_NAME", "app-*"),
+    ("FAS_ORG", "org"),
+    ("FAS_CONCURRENCY", "4"),
+    ("FAS_STARTED_MACHINE_COUNT", "load"),
+    ("FAS_TIMEOUT", "5s"),
+];
+
+/// One app whose metric hangs past the timeout delays only itself: the 49 others still tick
+/// every interval (no head-of-line blocking).
+#[tokio::test(start_paused = true)]
+async fn a_hanging_app_delays_only_itself() {
+    let fly = FakeFly::new();
+    let names = wildcard(50, &fly);
+    let load = SetCollector::new("load", 1.0);
+    load.hang_for("app-07");
+    let r = reconciler(&fly, &load, FLEET);
+    run_for(r, Duration::from_secs(61)).await;
+    assert!(
+        fly.calls_of("list", "app-07").is_empty(),
+        "its ticks time out before the list"
+    );
+    for name in names.iter().filter(|n| *n != "app-07") {
+        let ticks = secs(&fly.calls_of("list", name));
+        // Phases are spread over the first interval: 4 or 5 ticks in 61 s, 15 s apart.
+        assert!(ticks.len() >= 4, "{name}: {ticks:?}");
+        for pair in ticks.windows(2) {
+            assert!((pair[1] - pair[0] - 15.0).abs() < 0.15, "{name}: {ticks:?}");
+        }
+    }
+}
+
+/// The first ticks of a fleet are spread over the interval, not all in the same second.
+#[tokio::test(start_paused = true)]
+async fn a_fleets_first_ticks_are_spread_over_the_interval() {
+    let fly = FakeFly::new();
+    wildcard(30, &fly);
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, FLEET);
+    run_for(r, Duration::from_secs(14)).await;
+    let firsts: Vec<f64> = fly
+        .calls()
+        .iter()
+        .filter(|c| c.op == "list")
+        .map(|c| c.at.as_secs_f64())
+        .collect();
+    assert_eq!(
+        firsts.len(),
+        28,
+        "30 apps over 15 s: 28 of them within 14 s"
+    );
+    let per_second = firsts.iter().filter(|t| **t < 1.0).count();
+    assert!(
+        per_second <= 2,
+        "{per_second} first ticks in the first second"
+    );
+}
+
+/// In wildcard mode the org's app list carries every release status: a steady tick costs one
+/// Fly call (the machine list), and a deploy in progress seen there skips the app.
+#[tokio::test(start_paused = true)]
+async fn wildcard_ticks_read_release_statuses_from_the_app_list() {
+    let fly = FakeFly::new();
+    wildcard(3, &fly);
+    fly.set_release("app-01", Some("running"));
+    fly.set_release("app-02", Some("complete"));
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, FLEET);
+    run_for(r, Duration::from_secs(46)).await;
+    let calls = fly.calls();
+    assert!(
+        calls.iter().all(|c| c.op != "release"),
+        "no per-app release call"
+    );
+    // One app-list read per interval (0, 15, 30, 45 s), one list per tick of a deployed app
+    // (phases 0 and 10 s: ticks at 0, 15, 30, 45 and at 10, 25, 40).
+    assert_eq!(fly.calls_of("org_apps", "").len(), 4);
+    assert_eq!(fly.calls_of("list", "app-00").len(), 4);
+    assert_eq!(fly.calls_of("list", "app-02").len(), 3);
+    assert!(
+        fly.calls_of("list", "app-01").is_empty(),
+        "deploy in progress: skipped"
+    );
+}
+
+/// When the app list cannot be read, the ticks fall back to a release check per app.
+#[tokio::test(start_paused = true)]
+async fn a_stale_app_list_falls_back_to_per_app_release_checks() {
+    let fly = FakeFly::new();
+    wildcard(2, &fly);
+    let load = SetCollector::new("load", 1.0);
+    let r = reconciler(&fly, &load, FLEET);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(schedule::run(r, shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fly.set_org_apps(None);
+    fly.set_release("app-00", Some("running"));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    // The view read at 0 stands for 20 s (interval + timeout); later ticks ask per app.
+    let releases = secs(&fly.calls_of("release", "app-00"));
+    assert!(!releases.is_empty() && releases[0] > 20.0, "{releases:?}");
+    let lists = secs(&fly.calls_of("list", "app-00"));
+    assert!(
+        lists.iter().all(|t| *t < 20.0),
+        "then the deploy is seen: {lists:?}"
     );
 }

@@ -15,8 +15,8 @@ use super::problem::{ConfigProblem, Findings, Rejected};
 use super::raw::Layer;
 use super::{
     Config, DEFAULT_APP_LIST_REFRESH_INTERVAL, DEFAULT_FLAPS_BASE_URL, DEFAULT_GRAPHQL_BASE_URL,
-    DEFAULT_INTERVAL, DEFAULT_METRICS_ADDRESS, DEFAULT_TIMEOUT, LogFormat, Purpose, collectors,
-    parse,
+    DEFAULT_INTERVAL, DEFAULT_METRICS_ADDRESS, DEFAULT_TIMEOUT, DEFAULT_TRIGGER_MIN_GAP, LogFormat,
+    Purpose, collectors, parse,
 };
 
 /// Parses an optional setting with `parse`; on error records the problem and returns `default`.
@@ -83,6 +83,7 @@ struct Schedule {
     timeout: Duration,
     app_list_refresh_interval: Duration,
     scale_down_window: Duration,
+    trigger_min_gap: Duration,
 }
 
 fn schedule(layer: &Layer, findings: &mut Findings) -> Schedule {
@@ -113,6 +114,13 @@ fn schedule(layer: &Layer, findings: &mut Findings) -> Schedule {
             layer,
             Key::ScaleDownWindow,
             Duration::ZERO,
+            findings,
+            parse::duration,
+        ),
+        trigger_min_gap: parse_or(
+            layer,
+            Key::TriggerMinGap,
+            DEFAULT_TRIGGER_MIN_GAP,
             findings,
             parse::duration,
         ),
@@ -280,6 +288,12 @@ pub(crate) fn build(
         timeout: schedule.timeout,
         app_list_refresh_interval: schedule.app_list_refresh_interval,
         scale_down_window: schedule.scale_down_window,
+        trigger_min_gap: schedule.trigger_min_gap,
+        // An empty token (e.g. `${UNSET}`) leaves the endpoint off: it never accepts "Bearer ".
+        trigger_token: layer
+            .text(Key::TriggerToken)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from),
         api_token: app.api_token,
         verbose: process.verbose,
         log_format: process.log_format,

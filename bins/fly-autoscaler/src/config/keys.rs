@@ -214,6 +214,10 @@ config_keys! {
         FlapsBaseUrl(flaps_base_url: Lenient) = "flaps-base-url", env "FLY_FLAPS_BASE_URL";
         /// GraphQL API base URL.
         GraphqlBaseUrl(graphql_base_url: Lenient) = "graphql-base-url", env "FLY_API_BASE_URL";
+        /// Bearer token of `POST /trigger` (and the endpoint's switch: none = 404).
+        TriggerToken(trigger_token: Lenient) = "trigger-token", env "FAS_TRIGGER_TOKEN" [secret];
+        /// Least time between two triggered ticks of one app.
+        TriggerMinGap(trigger_min_gap: Lenient) = "trigger-min-gap", env "FAS_TRIGGER_MIN_GAP";
     }
     collector {
         /// `prometheus` or `temporal` (env collectors: implied by the address variable).
@@ -288,6 +292,6 @@ mod tests {
                     .map(|k| k.yaml()),
             )
             .collect();
-        assert_eq!(secrets, ["api-token", "token", "key-data"]);
+        assert_eq!(secrets, ["api-token", "trigger-token", "token", "key-data"]);
     }
 }

@@ -10,7 +10,7 @@ use fas_collect::{CollectError, Collector};
 use fas_flyapi::{Machine, Release};
 use fas_reconcile::{MachineOps, OpError};
 use fly_autoscaler::config::{self, Purpose, Sources};
-use fly_autoscaler::fly::Fly;
+use fly_autoscaler::fly::{AppInfo, Fly};
 use fly_autoscaler::tick::Reconciler;
 use serde_json::json;
 use tokio::time::Instant;
@@ -70,6 +70,8 @@ struct State {
     t0: Instant,
     apps: BTreeMap<String, Vec<FakeMachine>>,
     org_apps: Option<Vec<String>>,
+    /// Release status per app (absent: no release).
+    releases: BTreeMap<String, String>,
     calls: Vec<Call>,
     next_id: u32,
     /// Lists in flight per app, and the most seen at once.
@@ -121,6 +123,7 @@ impl FakeFly {
                 t0: Instant::now(),
                 apps: BTreeMap::new(),
                 org_apps: Some(Vec::new()),
+                releases: BTreeMap::new(),
                 calls: Vec::new(),
                 next_id: 0,
                 listing: BTreeMap::new(),
@@ -154,6 +157,15 @@ impl FakeFly {
     pub fn set_org_apps(&self, apps: Option<&[&str]>) {
         self.state.lock().unwrap().org_apps =
             apps.map(|a| a.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Sets the status of `app`'s current release (`running` = deploy in progress).
+    pub fn set_release(&self, app: &str, status: Option<&str>) {
+        let mut st = self.state.lock().unwrap();
+        match status {
+            Some(s) => st.releases.insert(app.to_owned(), s.to_owned()),
+            None => st.releases.remove(app),
+        };
     }
 
     /// Every call so far.
@@ -226,7 +238,12 @@ impl Default for FakeFly {
 impl Fly for FakeFly {
     async fn current_release(&self, app: &str) -> Result<Option<Release>, fas_flyapi::Error> {
         self.record("release", app, None);
-        Ok(None)
+        let st = self.state.lock().unwrap();
+        Ok(st.releases.get(app).map(|status| Release {
+            version: 7,
+            status: status.clone(),
+            ..Release::default()
+        }))
     }
 
     async fn list_machines(&self, app: &str) -> Result<Vec<Machine>, fas_flyapi::Error> {
@@ -266,15 +283,22 @@ impl Fly for FakeFly {
             .unwrap_or_default())
     }
 
-    async fn org_apps(&self, _org: &str) -> Result<Vec<String>, fas_flyapi::Error> {
+    async fn org_apps(&self, _org: &str) -> Result<Vec<AppInfo>, fas_flyapi::Error> {
         self.record("org_apps", "", None);
         let st = self.state.lock().unwrap();
-        st.org_apps.clone().ok_or(fas_flyapi::Error::Api {
+        let apps = st.org_apps.clone().ok_or(fas_flyapi::Error::Api {
             status: 503,
             message: "graphql unavailable".into(),
             request_id: None,
             code: None,
-        })
+        })?;
+        Ok(apps
+            .into_iter()
+            .map(|name| AppInfo {
+                release_status: st.releases.get(&name).cloned(),
+                name,
+            })
+            .collect())
     }
 
     fn machine_ops<'a>(&'a self, app: &'a str, _listed: &'a [Machine]) -> Box<dyn MachineOps + 'a> {
@@ -351,11 +375,12 @@ impl MachineOps for FakeOps<'_> {
     }
 }
 
-/// A collector whose value tests set.
+/// A collector whose value tests set; it can hang for chosen apps.
 #[derive(Debug, Clone)]
 pub struct SetCollector {
     name: String,
     value: Arc<Mutex<f64>>,
+    hang: Arc<Mutex<Vec<String>>>,
 }
 
 impl SetCollector {
@@ -364,7 +389,13 @@ impl SetCollector {
         SetCollector {
             name: name.to_owned(),
             value: Arc::new(Mutex::new(value)),
+            hang: Arc::default(),
         }
+    }
+
+    /// Collections for `app` never answer (an hour).
+    pub fn hang_for(&self, app: &str) {
+        self.hang.lock().unwrap().push(app.to_owned());
     }
 
     /// Changes the value.
@@ -379,7 +410,11 @@ impl Collector for SetCollector {
         &self.name
     }
 
-    async fn collect(&self, _app: &str) -> Result<f64, CollectError> {
+    async fn collect(&self, app: &str) -> Result<f64, CollectError> {
+        let hang = self.hang.lock().unwrap().iter().any(|a| a == app);
+        if hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         Ok(*self.value.lock().unwrap())
     }
 }
