@@ -135,7 +135,18 @@ fn start(w: &mut World, app: &str, id: &str, _req: &Req, now: Instant) -> Reply 
     match prev.as_str() {
         "stopped" | "suspended" | "created" | "failed" => {
             let d = w.sample(w.cfg.timing.starting);
-            w.transition(app, id, now, "starting", &[(d, "started")], "user");
+            let first_boot_fails = w
+                .apps
+                .get_mut(app)
+                .and_then(|a| a.machines.get_mut(id))
+                .is_some_and(|m| std::mem::take(&mut m.fails_first_boot));
+            let booted = if first_boot_fails {
+                w.count_fault("boot_failure");
+                "failed"
+            } else {
+                "started"
+            };
+            w.transition(app, id, now, "starting", &[(d, booted)], "user");
             Reply::json(200, body)
         }
         "started" | "starting" | "replacing" if w.cfg.outcomes.start_when_running_is_noop => {
@@ -333,12 +344,16 @@ fn create(w: &mut World, app: &str, req: &Req, now: Instant) -> Reply {
     let id = w.insert_machine(app, spec, now);
     let t = w.cfg.timing.clone();
     let created = w.sample(t.created);
+    let p = w.cfg.faults.boot_failure_probability.clamp(0.0, 1.0);
+    let fails_boot = p > 0.0 && w.rng.random_bool(p);
     let chain: Vec<(Duration, &str)> = if skip_launch {
+        if fails_boot && let Some(m) = w.apps.get_mut(app).and_then(|a| a.machines.get_mut(&id)) {
+            m.fails_first_boot = true;
+        }
         vec![(created, "stopped")]
     } else {
         let starting = w.sample(t.starting);
-        let p = w.cfg.faults.boot_failure_probability.clamp(0.0, 1.0);
-        let booted = if p > 0.0 && w.rng.random_bool(p) {
+        let booted = if fails_boot {
             w.count_fault("boot_failure");
             "failed"
         } else {

@@ -206,9 +206,9 @@ pub struct Faults {
     pub list_lag_ms: u64,
     /// Latency added to every request, in milliseconds.
     pub latency_ms: u64,
-    /// Probability in `0.0..=1.0` that a machine created through the API (without `skip_launch`) fails at
-    /// boot: it goes `created` → `starting` → `failed` instead of `started` (a clone whose image or config
-    /// cannot run). Drawn from the seeded RNG per create.
+    /// Probability in `0.0..=1.0` that a machine created through the API fails at its first boot (a clone whose
+    /// image or config cannot run): it goes `created` → `starting` → `failed` instead of `started`, or, created
+    /// with `skip_launch`, its first start goes `starting` → `failed`. Drawn from the seeded RNG per create.
     pub boot_failure_probability: f64,
     /// Machines (by id) whose every start fails: the start answers 500
     /// `{"error":"internal: failed to start machine: …"}` and nothing changes (other calls work).

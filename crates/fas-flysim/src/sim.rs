@@ -389,6 +389,39 @@ impl Simulator {
         self.shared.lock().log.clear();
     }
 
+    /// Forgets the destroyed machines that GET no longer shows (after [`crate::Timing::destroyed_visible_ms`])
+    /// in every app; returns how many. Until then they are listed with `include_deleted=true`. Long runs call
+    /// it now and then so the simulator's memory stays bounded.
+    pub fn purge_destroyed(&self) -> usize {
+        self.with(|w| {
+            let now = Instant::now();
+            let apps: Vec<String> = w.apps.keys().cloned().collect();
+            let mut purged = 0;
+            for app in apps {
+                w.advance(&app, now);
+                let gone: Vec<String> = w.apps[&app]
+                    .machines
+                    .values()
+                    .filter(|m| w.is_gone(m, now))
+                    .map(|m| m.id.clone())
+                    .collect();
+                if let Some(a) = w.apps.get_mut(&app) {
+                    for id in &gone {
+                        a.machines.remove(id);
+                    }
+                }
+                purged += gone.len();
+            }
+            purged
+        })
+    }
+
+    /// Every request logged since the last drain (or the start), in arrival order, removing them from the log
+    /// in one step: a long run reads the log incrementally, without losing a request and with bounded memory.
+    pub fn drain_request_log(&self) -> Vec<LoggedRequest> {
+        std::mem::take(&mut self.shared.lock().log)
+    }
+
     /// Number of requests to a route (`list`, `create`, `start`, `stop`, `destroy`, `graphql`…).
     pub fn count_route(&self, route: &str) -> usize {
         self.shared

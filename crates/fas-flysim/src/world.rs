@@ -118,6 +118,8 @@ pub(crate) struct Machine {
     pub(crate) listed_after: Instant,
     /// Counter for event ids.
     pub(crate) event_seq: u64,
+    /// Created with `skip_launch` and drawn to fail at boot: its first start ends `failed`.
+    pub(crate) fails_first_boot: bool,
 }
 
 /// Maximum number of events kept per machine.
@@ -501,6 +503,7 @@ impl World {
             pending: VecDeque::new(),
             listed_after,
             event_seq: 0,
+            fails_first_boot: false,
         };
         if let Some(a) = self.apps.get_mut(app) {
             a.machines.insert(id.clone(), m);

@@ -158,3 +158,58 @@ async fn a_delayed_create_takes_effect_after_the_client_gave_up() {
     assert_eq!(created, 1, "the abandoned create took effect");
     assert_eq!(sim.injected_faults().get("delay_completed"), Some(&1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn purge_destroyed_forgets_only_machines_get_no_longer_shows() {
+    let mut cfg = no_limits();
+    cfg.timing.destroyed_visible_ms = 1_000;
+    let sim = sim_with(cfg).await;
+    let gone = sim.add_machine("web", MachineSpec::new().state("stopped"));
+    let kept = sim.add_machine("web", MachineSpec::new().state("stopped"));
+    let http = Http::new(&sim);
+    assert_eq!(
+        http.delete(&format!("/v1/apps/web/machines/{gone}"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(sim.purge_destroyed(), 0, "still visible to GET");
+    advance(Duration::from_millis(1_000)).await;
+    assert_eq!(sim.purge_destroyed(), 1);
+    let ids: Vec<String> = sim.machines("web").into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![kept]);
+}
+
+#[tokio::test]
+async fn drain_request_log_returns_each_request_once() {
+    let sim = sim_with(no_limits()).await;
+    let http = Http::new(&sim);
+    http.get("/v1/apps/web/machines").await;
+    http.get("/v1/apps/web/machines").await;
+    assert_eq!(sim.drain_request_log().len(), 2);
+    http.get("/v1/apps/web/machines").await;
+    let rest = sim.drain_request_log();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].route, "list");
+    assert!(sim.request_log().is_empty());
+}
+
+#[tokio::test]
+async fn a_skip_launch_clone_drawn_to_fail_fails_at_its_first_start_only() {
+    let mut cfg = no_limits();
+    cfg.faults.boot_failure_probability = 1.0;
+    let sim = sim_with(cfg).await;
+    let http = Http::new(&sim);
+    let mut body = create_body("nginx", None);
+    body["skip_launch"] = true.into();
+    let r = http.post("/v1/apps/web/machines", Some(&body)).await;
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(sim.machine("web", &id).unwrap().state, "stopped");
+    let start = format!("/v1/apps/web/machines/{id}/start");
+    assert_eq!(http.post(&start, None).await.status, 200);
+    assert_eq!(sim.machine("web", &id).unwrap().state, "failed");
+    // A later start boots it: the failure was the clone's first boot.
+    assert_eq!(http.post(&start, None).await.status, 200);
+    assert_eq!(sim.machine("web", &id).unwrap().state, "started");
+    assert_eq!(sim.injected_faults().get("boot_failure"), Some(&1));
+}

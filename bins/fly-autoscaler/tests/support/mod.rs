@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fake_fly;
+pub mod soak;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
