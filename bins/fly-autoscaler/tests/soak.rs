@@ -40,7 +40,7 @@ fn assert_clean(report: &SoakReport, min_ticks: u64, also: &[&str]) {
 
 #[test]
 fn targets_follow_the_expressions() {
-    assert_eq!(target_created(0.0), 1);
+    assert_eq!(target_created(0.0), 2);
     assert_eq!(target_created(9.0), 4);
     assert_eq!(target_started(0.0), 0);
     assert_eq!(target_started(9.0), 2);

@@ -48,13 +48,13 @@ const RELEASE_STALENESS: Duration = Duration::from_millis(1_000 + 3_000 + 3_000 
 const CAME_BACK: Duration = EFFECT_WINDOW;
 
 /// The per-app expressions of the soak and their targets.
-pub const CREATED_EXPR: &str = "ceil(load / 4) + 1";
+pub const CREATED_EXPR: &str = "ceil(load / 8) + 2";
 /// Started count expression.
 pub const STARTED_EXPR: &str = "ceil(load / 8)";
 
 /// Target created count (min = max) for a load, as [`CREATED_EXPR`] evaluates it (at least 1).
 pub fn target_created(load: f64) -> usize {
-    ((load / 4.0).ceil() as usize + 1).max(1)
+    ((load / 8.0).ceil() as usize + 2).max(1)
 }
 
 /// Target started count (min = max) for a load, as [`STARTED_EXPR`] evaluates it.
@@ -105,6 +105,8 @@ struct Truth {
     unreachable: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
     /// Per app: deploy intervals.
     deploys: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
+    /// Per app: when its first tick collected the metrics.
+    first_collect: BTreeMap<String, Instant>,
     /// Per app: the started and created counts it had before the loop began (the autoscaler
     /// did not make them; they bound the counts for one effect window).
     initial: BTreeMap<String, (usize, usize)>,
@@ -161,8 +163,12 @@ impl Truth {
         };
         let from = now.checked_sub(EFFECT_WINDOW).unwrap_or(self.t0);
         let initial = match self.initial.get(app) {
+            // Until one effect window after the app's first tick collected its metrics.
             Some((started_before, created_before))
-                if now.duration_since(self.t0) < EFFECT_WINDOW =>
+                if self
+                    .first_collect
+                    .get(app)
+                    .is_none_or(|first| now.duration_since(*first) < EFFECT_WINDOW) =>
             {
                 // The pre-existing machines, until the ticks had time to act on them.
                 if started {
@@ -231,6 +237,9 @@ impl Collector for Loads {
         let load = t.loads.get(app).copied().unwrap_or(0.0);
         *t.ticks.entry(app.to_owned()).or_default() += 1;
         t.collect_at.insert(app.to_owned(), Instant::now());
+        t.first_collect
+            .entry(app.to_owned())
+            .or_insert_with(Instant::now);
         t.collected
             .entry(app.to_owned())
             .or_default()
@@ -672,6 +681,7 @@ impl Soak {
             deploys: BTreeMap::new(),
             foreign: BTreeSet::new(),
             initial: BTreeMap::new(),
+            first_collect: BTreeMap::new(),
             collect_at: BTreeMap::new(),
             list_at: BTreeMap::new(),
             release_checks: BTreeMap::new(),
@@ -1000,7 +1010,7 @@ impl Chaos {
             let hold = if kind == "load_spike" {
                 rng.range(2_000, 4_000)
             } else {
-                rng.range(3_000, 12_000)
+                rng.range(5_000, 20_000)
             };
             self.next_load
                 .insert(app.clone(), now + Duration::from_millis(hold));
