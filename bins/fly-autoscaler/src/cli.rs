@@ -120,14 +120,9 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     init_logging(config.log_format, config.verbose);
     let handle = telemetry::install_recorder(telemetry::gauge_idle_timeout(&config))?;
     let shutdown = CancellationToken::new();
-    let trigger_token = config.trigger_token.clone();
     let (reconciler, listener) = prepare(config).await?;
     let triggers = Arc::new(Triggers::new());
-    let endpoints = telemetry::Endpoints {
-        metrics: handle,
-        triggers: triggers.clone(),
-        trigger_token,
-    };
+    let endpoints = telemetry::Endpoints::new(handle, triggers.clone(), &reconciler);
     let metrics = tokio::spawn(telemetry::serve(listener, endpoints, shutdown.clone()));
     let loop_task = tokio::spawn(schedule::run_with(reconciler, triggers, shutdown.clone()));
     signals.wait().await?;
@@ -149,7 +144,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<(Arc<Reconciler>, tokio::
     let reconciler = build_reconciler(config)?;
     let listener = telemetry::bind(reconciler.config().metrics_address).await?;
     let local = listener.local_addr().context("metrics listener address")?;
-    info!(address = %local, "serving /metrics, /healthz and /trigger");
+    info!(address = %local, "serving /metrics, /healthz, /readyz, /status and /trigger");
     Ok((Arc::new(reconciler), listener))
 }
 

@@ -192,6 +192,9 @@ pub struct Config {
     /// Scale-down stabilization window (default 0 = none, the Go behaviour): the max bounds used to stop or
     /// destroy machines are the highest evaluated over this window ([`fas_reconcile::TargetHistory`]).
     pub scale_down_window: Duration,
+    /// Rules against flapping (`scale-up-max-step`, `scale-down-max-step`, `scale-down-cooldown`; default all
+    /// off, the Go behaviour): applied after the window ([`fas_reconcile::BehaviorState`]).
+    pub behavior: fas_reconcile::Behavior,
     /// Fly API token; always `Some` for [`Purpose::Serve`].
     pub api_token: Option<SecretString>,
     /// Bearer token of `POST /trigger` (`trigger-token` / `FAS_TRIGGER_TOKEN`); without one the endpoint
@@ -199,6 +202,9 @@ pub struct Config {
     pub trigger_token: Option<SecretString>,
     /// Least time between two triggered ticks of one app (`trigger-min-gap`, default 1 s).
     pub trigger_min_gap: Duration,
+    /// Shadow mode (`dry-run` / `FAS_DRY_RUN`, `serve --dry-run`): collect, evaluate, list and plan,
+    /// never a mutating call; plans are logged, counted and shown in `/status` as "would".
+    pub dry_run: bool,
     /// Debug logging.
     pub verbose: bool,
     /// Log output format (default JSON).

@@ -16,6 +16,7 @@ pub mod http;
 pub mod ops;
 pub mod report;
 pub mod schedule;
+pub mod status;
 pub mod telemetry;
 pub mod tick;
 pub mod trigger;

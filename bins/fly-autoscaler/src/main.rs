@@ -25,6 +25,10 @@ enum Command {
         /// YAML configuration file, laid over the FAS_* environment.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Shadow mode: collect, evaluate, list and plan, but never create, start, stop or
+        /// destroy a machine (same as FAS_DRY_RUN=true).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Collect every metric once, evaluate every count expression, print JSON; scale nothing.
     Eval {
@@ -66,7 +70,13 @@ fn main() -> ExitCode {
             println!("{}", cli::version_line());
             Ok(())
         }
-        Command::Serve { config } => cli::run_async(cli::serve(sources(env, config))),
+        Command::Serve { config, dry_run } => {
+            let mut env = env;
+            if dry_run {
+                env.insert("FAS_DRY_RUN".to_owned(), "true".to_owned());
+            }
+            cli::run_async(cli::serve(sources(env, config)))
+        }
         Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
         Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
         #[cfg(feature = "demo")]

@@ -62,6 +62,25 @@ pub fn record_report(app: &str, plan: &Plan, report: &Report) {
     }
 }
 
+/// A dry-run plan: `fas_reconcile_count{status}` as a real tick would count it, and
+/// `fas_dry_run_actions_total{app,kind}` for the actions that were not carried out.
+pub fn record_dry_run(app: &str, plan: &Plan) {
+    if counts_as_reconcile(plan) {
+        metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
+    }
+    for pa in &plan.actions {
+        metrics::counter!(m::DRY_RUN_ACTIONS, "app" => app.to_owned(), "kind" => pa.action.kind().as_str())
+            .increment(1);
+    }
+    if !plan.actions.is_empty() {
+        info!(
+            app,
+            would = plan.actions.len(),
+            "dry run: the plan is not carried out"
+        );
+    }
+}
+
 /// The `reconcile` line. When the scale-down window held a max above the evaluated one,
 /// `stabilized = true` and `evaluated_targets` shows what the expressions gave (`targets` is
 /// always what the plan used).

@@ -239,6 +239,8 @@ pub async fn run_with(
             let ok = refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
             have_list |= ok;
             triggers.set_known(slots.keys());
+            let names: Vec<String> = slots.keys().cloned().collect();
+            reconciler.board().set_apps(&names);
             // The org's app list also carries every app's release status, which stands for the
             // ticks' release checks for one interval: it is read once per interval (or per
             // `app-list-refresh-interval` if shorter); a failed read retries after an interval
@@ -272,9 +274,7 @@ pub async fn run_with(
             running.spawn(
                 async move {
                     let started = Instant::now();
-                    // A triggered tick reads fresh metrics: no collector answers from a cache.
-                    let fresh = why == Why::Trigger;
-                    let result = reconciler.reconcile_fresh(&app, fresh, &shutdown).await;
+                    let result = reconciler.reconcile_as(&app, why.as_str(), &shutdown).await;
                     if let Err(e) = &result {
                         log_tick_error(e);
                     }
@@ -300,7 +300,13 @@ pub async fn run_with(
             () = shutdown.cancelled() => break,
             () = triggers.notified() => {
                 let now = Instant::now();
-                for app in triggers.take() {
+                let woken = triggers.take();
+                if !woken.is_empty() {
+                    // Triggered ticks read fresh metrics; the apps woken together share one
+                    // fresh grouped query.
+                    reconciler.invalidate_collectors();
+                }
+                for app in woken {
                     let Some(slot) = slots.get_mut(&app) else { continue };
                     if slot.running {
                         slot.retrigger = true;
@@ -319,6 +325,9 @@ pub async fn run_with(
                         } else {
                             next
                         };
+                        let at = std::time::SystemTime::now()
+                            + slot.next.at().saturating_duration_since(Instant::now());
+                        reconciler.board().set_next(&app, at, slot.next.why().as_str());
                     }
                     // It left the list while its tick ran.
                     None => reconciler.forget(&app),
@@ -469,6 +478,7 @@ mod tests {
             evaluated: Targets::default(),
             plan,
             report,
+            dry_run: false,
         }
     }
 

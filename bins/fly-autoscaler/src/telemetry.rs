@@ -1,5 +1,5 @@
 //! Every metric name the autoscaler exports, in one place, and the metrics listener (`/metrics`,
-//! `/healthz`, `/trigger`).
+//! `/healthz`, `/readyz`, `/status`, `/status/{app}`, `/trigger`).
 //!
 //! The three Go metric names (`fas_reconcile_count`, `fas_machine_start_count`,
 //! `fas_machine_stop_count`) keep their exact names and labels. Everything else is new and carries
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::response;
+use crate::status::{Health, StatusBoard};
 use crate::trigger::Triggers;
 
 /// Go name: reconciliations by outcome (`status` = create, destroy, start, stop, no_scale).
@@ -58,6 +59,10 @@ pub const LAST_SUCCESS: &str = "fas_last_successful_reconcile_timestamp_seconds"
 /// New: collections where a Prometheus query returned several series and the first was used
 /// (`app`, `metric`); emitted by `fas-collect`.
 pub use fas_collect::MULTIPLE_SERIES_TOTAL as COLLECT_MULTIPLE_SERIES;
+/// New: actions a dry run planned and did not carry out (`app`, `kind`).
+pub const DRY_RUN_ACTIONS: &str = "fas_dry_run_actions_total";
+/// New: configuration reloads by result (`result` = ok, error).
+pub const CONFIG_RELOADS: &str = "fas_config_reloads_total";
 /// New: batches of creates whose machines all ended `failed` (`app`): a clone that cannot boot.
 pub const CREATES_ALL_FAILED: &str = "fas_creates_all_failed_total";
 
@@ -113,6 +118,11 @@ fn describe() {
         COLLECT_MULTIPLE_SERIES,
         "Collections where several series came back and the first was used"
     );
+    describe_counter!(
+        DRY_RUN_ACTIONS,
+        "Actions a dry run planned and did not carry out"
+    );
+    describe_counter!(CONFIG_RELOADS, "Configuration reloads by result");
     describe_counter!(
         CREATES_ALL_FAILED,
         "Batches of created machines that all ended failed"
@@ -170,6 +180,34 @@ pub struct Endpoints {
     pub triggers: Arc<Triggers>,
     /// The bearer token of `/trigger`; `None` turns the endpoint off (404).
     pub trigger_token: Option<SecretString>,
+    /// The decision record and the loop's liveness.
+    pub board: Arc<StatusBoard>,
+    /// `/healthz` answers 503 when the loop completed nothing for this long
+    /// (`3 × interval + timeout`).
+    pub stuck_after: Duration,
+    /// When the process started serving (the loop's liveness counts from here until its first
+    /// progress).
+    pub since: tokio::time::Instant,
+}
+
+impl Endpoints {
+    /// The endpoints of a reconciler: its board, its configuration's trigger token and
+    /// `3 × interval + timeout` as the stuck limit.
+    pub fn new(
+        metrics: PrometheusHandle,
+        triggers: Arc<Triggers>,
+        reconciler: &crate::tick::Reconciler,
+    ) -> Endpoints {
+        let config = reconciler.config();
+        Endpoints {
+            metrics,
+            triggers,
+            trigger_token: config.trigger_token.clone(),
+            board: reconciler.board().clone(),
+            stuck_after: config.interval * 3 + config.timeout,
+            since: tokio::time::Instant::now(),
+        }
+    }
 }
 
 /// Serves `/metrics` (Prometheus text), `/healthz` and `/trigger` until `shutdown` is cancelled.
@@ -196,14 +234,57 @@ pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: Cancel
     upkeep.abort();
 }
 
+fn health_response(health: Health) -> Response<Full<Bytes>> {
+    match health {
+        Health::Ok => response(StatusCode::OK, "text/plain", "ok\n"),
+        Health::Unhealthy(why) => response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("{why}\n"),
+        ),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_string_pretty(value) {
+        Ok(body) => response(StatusCode::OK, "application/json", body),
+        Err(e) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("rendering the status: {e}\n"),
+        ),
+    }
+}
+
 async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
-    match req.uri().path() {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
         "/metrics" => response(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             endpoints.metrics.render(),
         ),
-        "/healthz" => response(StatusCode::OK, "text/plain", "ok\n"),
+        "/healthz" => health_response(
+            endpoints
+                .board
+                .health(endpoints.since, endpoints.stuck_after),
+        ),
+        "/readyz" => health_response(endpoints.board.readiness()),
+        "/status" => json(&serde_json::json!({
+            "generated_at": crate::status::rfc3339(std::time::SystemTime::now()),
+            "apps": endpoints.board.snapshot(),
+        })),
+        p if p.starts_with("/status/") => {
+            let app = &p["/status/".len()..];
+            match endpoints.board.app(app) {
+                Some(status) => json(&status),
+                None => response(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    format!("unknown app: {app}\n"),
+                ),
+            }
+        }
         "/trigger" => {
             let token = endpoints.trigger_token.as_ref();
             crate::trigger::handle(req, &endpoints.triggers, token).await

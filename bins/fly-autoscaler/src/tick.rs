@@ -20,7 +20,10 @@ use crate::config::Config;
 use crate::creates::RecentCreates;
 use crate::fly::{AppInfo, Fly};
 use crate::ops::to_domain;
-use crate::report::{log_plan, log_report, record_counts, record_report, record_targets};
+use crate::report::{
+    log_plan, log_report, record_counts, record_dry_run, record_report, record_targets,
+};
+use crate::status::{MetricRecord, StatusBoard, TickRecord};
 use crate::telemetry as m;
 
 /// Why one app's tick did not get as far as a plan. Every variant is raised before any machine
@@ -75,7 +78,30 @@ pub async fn collect_all(
     collectors: &[Arc<dyn Collector>],
     app: &str,
 ) -> Result<BTreeMap<String, f64>, TickError> {
-    let results = futures_util::future::join_all(collectors.iter().map(|c| async move {
+    values_or_error(collect_each(collectors, app).await)
+}
+
+/// The values of a collection, or the error of its first failed metric.
+fn values_or_error(
+    results: Vec<(String, Result<f64, fas_collect::CollectError>)>,
+) -> Result<BTreeMap<String, f64>, TickError> {
+    let mut values = BTreeMap::new();
+    for (metric, result) in results {
+        let value = result.map_err(|source| TickError::Collect {
+            metric: metric.clone(),
+            source: Box::new(source),
+        })?;
+        values.insert(metric, value);
+    }
+    Ok(values)
+}
+
+/// Collects every metric for `app`, concurrently; one result per collector, in order.
+pub async fn collect_each(
+    collectors: &[Arc<dyn Collector>],
+    app: &str,
+) -> Vec<(String, Result<f64, fas_collect::CollectError>)> {
+    futures_util::future::join_all(collectors.iter().map(|c| async move {
         let started = Instant::now();
         let result = c.collect(app).await;
         let name = c.metric_name().to_owned();
@@ -93,16 +119,7 @@ pub async fn collect_all(
         }
         (name, result)
     }))
-    .await;
-    let mut values = BTreeMap::new();
-    for (metric, result) in results {
-        let value = result.map_err(|source| TickError::Collect {
-            metric: metric.clone(),
-            source: Box::new(source),
-        })?;
-        values.insert(metric, value);
-    }
-    Ok(values)
+    .await
 }
 
 /// Evaluates the configured count expressions against collected values.
@@ -153,8 +170,10 @@ pub struct TickOutcome {
     pub evaluated: Targets,
     /// The plan that was made (its targets are the stabilized ones).
     pub plan: Plan,
-    /// What happened to each action.
+    /// What happened to each action (empty in a dry run).
     pub report: Report,
+    /// Whether the plan was only recorded, not carried out (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// What the loop remembers of one app between ticks.
@@ -166,6 +185,8 @@ struct AppState {
     reported_states: BTreeSet<String>,
     /// Recent targets, for the scale-down stabilization window (empty when the window is 0).
     history: TargetHistory,
+    /// The last scale-up, for the rules against flapping (steps, `scale-down-cooldown`).
+    behavior: fas_reconcile::BehaviorState,
     /// Machines this process created that the list may not show yet.
     creates: RecentCreates,
     /// Unix time of the last tick that completed without error, re-exported every tick so that
@@ -189,6 +210,7 @@ pub struct Reconciler {
     collectors: Vec<Arc<dyn Collector>>,
     apps: Mutex<HashMap<String, AppState>>,
     releases: Mutex<Option<ReleaseView>>,
+    board: Arc<StatusBoard>,
 }
 
 impl Reconciler {
@@ -204,7 +226,13 @@ impl Reconciler {
             collectors,
             apps: Mutex::new(HashMap::new()),
             releases: Mutex::new(None),
+            board: Arc::new(StatusBoard::new()),
         }
+    }
+
+    /// The decision record and liveness of the loop (shared with the HTTP endpoints).
+    pub fn board(&self) -> &Arc<StatusBoard> {
+        &self.board
     }
 
     /// The app's release status from the last app-list read, when that read is recent enough to
@@ -235,6 +263,15 @@ impl Reconciler {
         f(apps.entry(app.to_owned()).or_default())
     }
 
+    /// Makes every collector read its source again: the collections that start after this call
+    /// never answer from a cache older than it (a push trigger; the ticks it wakes share one fresh
+    /// grouped query).
+    pub fn invalidate_collectors(&self) {
+        for c in &self.collectors {
+            c.invalidate();
+        }
+    }
+
     /// Forgets everything remembered of `app` (it left the wildcard list). Its per-app gauges are
     /// no longer set and leave `/metrics` after the exporter's idle timeout.
     pub fn forget(&self, app: &str) {
@@ -259,22 +296,41 @@ impl Reconciler {
         app: &str,
         shutdown: &CancellationToken,
     ) -> Result<TickOutcome, TickError> {
-        self.reconcile_fresh(app, false, shutdown).await
+        self.reconcile_as(app, "interval", shutdown).await
     }
 
-    /// [`Reconciler::reconcile`]; with `fresh`, every metric is read from its source, never from
-    /// a collector's cache (a push-triggered tick).
-    pub async fn reconcile_fresh(
+    /// [`Reconciler::reconcile`], recording `trigger` (what started the tick) in the decision
+    /// record ([`crate::status`]).
+    pub async fn reconcile_as(
         &self,
         app: &str,
-        fresh: bool,
+        trigger: &'static str,
         shutdown: &CancellationToken,
     ) -> Result<TickOutcome, TickError> {
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let deadline = started + self.config.timeout;
-        let result = self.reconcile_inner(app, deadline, fresh, shutdown).await;
+        let mut metric_records = BTreeMap::new();
+        let result = self
+            .reconcile_inner(app, deadline, shutdown, &mut metric_records)
+            .await;
+        let elapsed = started.elapsed();
         metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        let mut record = TickRecord::new(started_at, elapsed, trigger);
+        record.metrics = metric_records;
+        let point = match &result {
+            Ok(o) => {
+                record = record.with_plan(&o.plan, (!o.dry_run).then_some(&o.report));
+                record.evaluated = Some(o.evaluated);
+                Some(StatusBoard::point(started_at, &o.values, &o.plan))
+            }
+            Err(e) => {
+                record.reason = Some(crate::report::error_chain(e));
+                None
+            }
+        };
+        self.board.record(app, record, point);
         let status = match &result {
             Ok(o) => o.plan.kind().as_str(),
             Err(TickError::DeployInProgress { .. }) => "skipped_deploy",
@@ -299,13 +355,13 @@ impl Reconciler {
         &self,
         app: &str,
         deadline: Instant,
-        fresh: bool,
         shutdown: &CancellationToken,
+        metric_records: &mut BTreeMap<String, MetricRecord>,
     ) -> Result<TickOutcome, TickError> {
         let cfg = &*self.config;
         // Nothing has been changed yet: a shutdown abandons the reading at once.
         let (values, evaluated, listed) = tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.observe(app, fresh)) => {
+            r = tokio::time::timeout_at(deadline, self.observe(app, metric_records)) => {
                 r.unwrap_or(Err(TickError::Timeout(cfg.timeout)))?
             }
             () = shutdown.cancelled() => return Err(TickError::ShuttingDown),
@@ -322,7 +378,12 @@ impl Reconciler {
             let now = SystemTime::now();
             // Scale-down stabilization: plan with the highest max of the window (mins as evaluated).
             let stabilized = state.history.record(now, &evaluated, cfg.scale_down_window);
+            // Against flapping: per-tick steps from the current counts, no scale-down in the
+            // cooldown after a scale-up (a plan with a create or a start, recorded below).
+            let current = fas_reconcile::Current::of(&machines, &policy);
+            let stabilized = state.behavior.adjust(&cfg.behavior, &stabilized, current, now);
             let mut plan = fas_reconcile::plan(&machines, &stabilized, &policy, state.cursor, now);
+            state.behavior.record_plan(&plan, now);
             if !seen.all_failed.is_empty() {
                 metrics::counter!(m::CREATES_ALL_FAILED, "app" => app.to_owned()).increment(1);
                 plan.notes.push(Note {
@@ -340,6 +401,17 @@ impl Reconciler {
             (stabilized, plan)
         });
         log_plan(app, &values, &evaluated, &stabilized, &plan);
+        if cfg.dry_run {
+            // Shadow mode: the plan is logged, counted and recorded as "would"; nothing is sent.
+            record_dry_run(app, &plan);
+            return Ok(TickOutcome {
+                values,
+                evaluated,
+                plan,
+                report: Report::default(),
+                dry_run: true,
+            });
+        }
 
         let ops = Bounded {
             inner: self.fly.machine_ops(app, &listed),
@@ -372,13 +444,14 @@ impl Reconciler {
             evaluated,
             plan,
             report,
+            dry_run: false,
         })
     }
 
     /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
     /// acting and without touching the loop's per-app state (no stabilization history).
     pub async fn plan_once(&self, app: &str) -> Result<Plan, TickError> {
-        let (_, targets, listed) = self.observe(app, true).await?;
+        let (_, targets, listed) = self.observe(app, &mut BTreeMap::new()).await?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
         Ok(fas_reconcile::plan(
             &machines,
@@ -393,7 +466,7 @@ impl Reconciler {
     async fn observe(
         &self,
         app: &str,
-        fresh: bool,
+        metric_records: &mut BTreeMap<String, MetricRecord>,
     ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
         // Wildcard mode: the org's app list, read once per interval, carries every app's release
         // status; a tick then costs one Fly call (the machine list). Otherwise ask for this app.
@@ -418,13 +491,23 @@ impl Reconciler {
             }
         }
 
-        if fresh {
-            // No collector answers this tick from a cache (a grouped query runs again).
-            for c in &self.collectors {
-                c.invalidate();
-            }
+        let results = collect_each(&self.collectors, app).await;
+        for (metric, result) in &results {
+            let record = match result {
+                Ok(v) => MetricRecord {
+                    value: Some(*v),
+                    error: None,
+                    fallback: None,
+                },
+                Err(e) => MetricRecord {
+                    value: None,
+                    error: Some(crate::report::error_chain(e)),
+                    fallback: None,
+                },
+            };
+            metric_records.insert(metric.clone(), record);
         }
-        let values = collect_all(&self.collectors, app).await?;
+        let values = values_or_error(results)?;
         let targets = evaluate(&self.config, &values)?;
         record_targets(app, &targets);
 

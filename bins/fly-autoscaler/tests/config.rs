@@ -261,6 +261,9 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             "http://127.0.0.1:4281",
             |c| c.graphql_base_url.clone(),
         ),
+        (vec![("dry-run", "FAS_DRY_RUN", "true")], "true", |c| {
+            c.dry_run.to_string()
+        }),
         (
             vec![("trigger-min-gap", "FAS_TRIGGER_MIN_GAP", "250ms")],
             "250ms",

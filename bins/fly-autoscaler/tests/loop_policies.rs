@@ -315,6 +315,7 @@ async fn a_trigger_brings_the_next_tick_forward() {
         [0.0, 3.0],
         "a full tick"
     );
+    assert_eq!(load.invalidations(), 1, "with fresh metrics");
 }
 
 #[tokio::test(start_paused = true)]

@@ -22,6 +22,9 @@ async fn serve(token: Option<&str>) -> (std::net::SocketAddr, Arc<Triggers>, Can
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         triggers: triggers.clone(),
         trigger_token: token.map(SecretString::from),
+        board: Arc::new(fly_autoscaler::status::StatusBoard::new()),
+        stuck_after: std::time::Duration::from_secs(75),
+        since: tokio::time::Instant::now(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(telemetry::serve(listener, endpoints, shutdown.clone()));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fas_reconcile::{ActionLimits, InitialState, Policy, ScaleDown};
+use fas_reconcile::{ActionLimits, Behavior, InitialState, Policy, ScaleDown};
 use secrecy::SecretString;
 
 use super::counts::{both_names, counts};
@@ -121,6 +121,27 @@ fn schedule(layer: &Layer, findings: &mut Findings) -> Schedule {
             layer,
             Key::TriggerMinGap,
             DEFAULT_TRIGGER_MIN_GAP,
+            findings,
+            parse::duration,
+        ),
+    }
+}
+
+/// Rules against flapping: `scale-up-max-step`, `scale-down-max-step`, `scale-down-cooldown` (unset: off).
+fn behavior(layer: &Layer, findings: &mut Findings) -> Behavior {
+    Behavior {
+        scale_up_max_step: parse_or(layer, Key::ScaleUpMaxStep, None, findings, parse::up_step),
+        scale_down_max_step: parse_or(
+            layer,
+            Key::ScaleDownMaxStep,
+            None,
+            findings,
+            parse::down_step,
+        ),
+        scale_down_cooldown: parse_or(
+            layer,
+            Key::ScaleDownCooldown,
+            Duration::ZERO,
             findings,
             parse::duration,
         ),
@@ -260,6 +281,7 @@ pub(crate) fn build(
 ) -> Option<Config> {
     let app = app(layer, purpose, findings);
     let schedule = schedule(layer, findings);
+    let behavior = behavior(layer, findings);
     let process = process(layer, findings);
     let policy = policy_settings(layer, findings);
     let raw_collectors = layer.collectors.as_deref().unwrap_or_default();
@@ -272,6 +294,7 @@ pub(crate) fn build(
     );
     let known = collectors::declared_names(raw_collectors);
     let counts = counts(layer, &known, findings);
+    let dry_run = parse_or(layer, Key::DryRun, false, findings, parse::boolean);
     if !findings.problems.is_empty() {
         return None;
     }
@@ -288,6 +311,7 @@ pub(crate) fn build(
         timeout: schedule.timeout,
         app_list_refresh_interval: schedule.app_list_refresh_interval,
         scale_down_window: schedule.scale_down_window,
+        behavior,
         trigger_min_gap: schedule.trigger_min_gap,
         // An empty token (e.g. `${UNSET}`) leaves the endpoint off: it never accepts "Bearer ".
         trigger_token: layer
@@ -296,6 +320,7 @@ pub(crate) fn build(
             .map(SecretString::from),
         api_token: app.api_token,
         verbose: process.verbose,
+        dry_run,
         log_format: process.log_format,
         metrics_address: process.metrics_address,
         flaps_base_url: process.flaps_base_url,

@@ -190,6 +190,12 @@ config_keys! {
         AppListRefreshInterval(app_list_refresh_interval: Lenient) = "app-list-refresh-interval", env "FAS_APP_LIST_REFRESH_INTERVAL";
         /// Scale-down stabilization window.
         ScaleDownWindow(scale_down_window: Lenient) = "scale-down-window", env "FAS_SCALE_DOWN_WINDOW";
+        /// Most machines (or percent of the current count) a scale-up adds per tick.
+        ScaleUpMaxStep(scale_up_max_step: Lenient) = "scale-up-max-step", env "FAS_SCALE_UP_MAX_STEP";
+        /// Most machines (or percent of the current count) a scale-down removes per tick.
+        ScaleDownMaxStep(scale_down_max_step: Lenient) = "scale-down-max-step", env "FAS_SCALE_DOWN_MAX_STEP";
+        /// No scale-down within this time after a scale-up.
+        ScaleDownCooldown(scale_down_cooldown: Lenient) = "scale-down-cooldown", env "FAS_SCALE_DOWN_COOLDOWN";
         /// Fly API token.
         ApiToken(api_token: Lenient) = "api-token", env "FAS_API_TOKEN" [secret];
         /// Debug logging.
@@ -216,6 +222,8 @@ config_keys! {
         GraphqlBaseUrl(graphql_base_url: Lenient) = "graphql-base-url", env "FLY_API_BASE_URL";
         /// Bearer token of `POST /trigger` (and the endpoint's switch: none = 404).
         TriggerToken(trigger_token: Lenient) = "trigger-token", env "FAS_TRIGGER_TOKEN" [secret];
+        /// Shadow mode: plan without mutating calls.
+        DryRun(dry_run: Lenient) = "dry-run", env "FAS_DRY_RUN";
         /// Least time between two triggered ticks of one app.
         TriggerMinGap(trigger_min_gap: Lenient) = "trigger-min-gap", env "FAS_TRIGGER_MIN_GAP";
     }

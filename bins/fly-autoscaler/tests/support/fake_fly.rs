@@ -381,6 +381,7 @@ pub struct SetCollector {
     name: String,
     value: Arc<Mutex<f64>>,
     hang: Arc<Mutex<Vec<String>>>,
+    invalidations: Arc<Mutex<u32>>,
 }
 
 impl SetCollector {
@@ -390,7 +391,13 @@ impl SetCollector {
             name: name.to_owned(),
             value: Arc::new(Mutex::new(value)),
             hang: Arc::default(),
+            invalidations: Arc::default(),
         }
+    }
+
+    /// How many times the loop asked for a fresh read ([`Collector::invalidate`]).
+    pub fn invalidations(&self) -> u32 {
+        *self.invalidations.lock().unwrap()
     }
 
     /// Collections for `app` never answer (an hour).
@@ -416,5 +423,9 @@ impl Collector for SetCollector {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         Ok(*self.value.lock().unwrap())
+    }
+
+    fn invalidate(&self) {
+        *self.invalidations.lock().unwrap() += 1;
     }
 }
