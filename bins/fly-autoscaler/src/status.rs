@@ -2,10 +2,13 @@
 //! `GET /status`, `GET /status/{app}`, the page at `GET /` and `fly-autoscaler status`; and the
 //! loop's liveness for `/healthz` and `/readyz`.
 //!
-//! Per app: the last [`HISTORY`] tick records and a ring of chart points covering the last hour
-//! (at most [`CHART_POINTS`]). Nothing secret is recorded: metric values, targets, counts,
-//! actions with their reasons and outcomes, and error messages (which the libraries write
-//! without tokens).
+//! Per app: the last [`HISTORY`] tick records (consecutive ticks that decided the same thing
+//! with the same counts and targets are folded into one record with a `repeated` count, so a
+//! steady app keeps its last real decisions) and a ring of chart points covering the last hour.
+//! Memory is bounded for fleets: the chart keeps at most [`CHART_BUDGET`] points over all apps
+//! (between [`CHART_MIN_POINTS`] and [`CHART_MAX_POINTS`] per app), spaced evenly over the hour.
+//! Nothing secret is recorded: metric values, targets, counts, actions with their reasons and
+//! outcomes, and error messages (which the libraries write without tokens).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -17,10 +20,19 @@ use tokio::time::Instant;
 
 /// Tick records kept per app.
 pub const HISTORY: usize = 20;
-/// Chart points kept per app (one per tick, the last hour at most).
-pub const CHART_POINTS: usize = 3_600;
+/// Chart points kept over all apps.
+pub const CHART_BUDGET: usize = 100_000;
+/// Chart points kept per app at most (one every 5 s over the hour).
+pub const CHART_MAX_POINTS: usize = 720;
+/// Chart points kept per app at least (one every 5 minutes), whatever the fleet's size.
+pub const CHART_MIN_POINTS: usize = 12;
 /// How far back the chart goes.
 pub const CHART_SPAN: Duration = Duration::from_secs(3_600);
+
+/// Chart points per app for a fleet of `apps`.
+pub fn chart_capacity(apps: usize) -> usize {
+    (CHART_BUDGET / apps.max(1)).clamp(CHART_MIN_POINTS, CHART_MAX_POINTS)
+}
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -103,6 +115,33 @@ pub struct TickRecord {
     /// Whether this tick ran without mutating calls (`--dry-run`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// How many later ticks decided the same (same outcome, decision, counts and targets, no
+    /// action); `at` is the first of them, `last_at` the latest.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repeated: u32,
+    /// The latest of the folded ticks (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl TickRecord {
+    /// Whether `newer` only repeats this record's decision (no action, same outcome, decision,
+    /// reason, counts and targets), so it can be folded into it.
+    fn same_decision(&self, newer: &TickRecord) -> bool {
+        self.actions.is_empty()
+            && newer.actions.is_empty()
+            && self.outcome == newer.outcome
+            && self.decision == newer.decision
+            && self.reason == newer.reason
+            && self.counts == newer.counts
+            && self.stabilized == newer.stabilized
+            && self.evaluated == newer.evaluated
+            && self.notes == newer.notes
+    }
 }
 
 impl TickRecord {
@@ -122,6 +161,8 @@ impl TickRecord {
             actions: Vec::new(),
             notes: Vec::new(),
             dry_run: false,
+            repeated: 0,
+            last_at: None,
         }
     }
 
@@ -197,6 +238,23 @@ fn action_record(
         outcome,
         error,
         spare,
+    }
+}
+
+/// Adds a point to a chart of at most `capacity` points over [`CHART_SPAN`], spaced at least
+/// `CHART_SPAN / capacity` apart: the newest point is always the latest tick (it replaces the
+/// previous newest while that one is closer than the spacing to the point before it), and points
+/// older than the span go.
+fn push_point(chart: &mut VecDeque<ChartPoint>, p: ChartPoint, capacity: usize) {
+    let spacing = CHART_SPAN.as_secs_f64() / capacity.max(1) as f64;
+    let oldest = p.t - CHART_SPAN.as_secs_f64();
+    let n = chart.len();
+    if n >= 2 && chart[n - 1].t - chart[n - 2].t < spacing {
+        chart.pop_back();
+    }
+    chart.push_back(p);
+    while chart.len() > capacity || chart.front().is_some_and(|f| f.t < oldest) {
+        chart.pop_front();
     }
 }
 
@@ -300,16 +358,23 @@ impl StatusBoard {
                 app: app.to_owned(),
                 ..AppStatus::default()
             });
-            st.history.push_front(record.clone());
-            st.history.truncate(HISTORY);
+            match st.history.front_mut() {
+                Some(prev) if prev.same_decision(&record) => {
+                    prev.repeated += 1;
+                    prev.last_at = Some(record.at.clone());
+                    prev.metrics = record.metrics.clone();
+                    prev.duration_ms = record.duration_ms;
+                }
+                _ => {
+                    st.history.push_front(record.clone());
+                    st.history.truncate(HISTORY);
+                }
+            }
             st.last = Some(record);
             if let Some(p) = point {
-                let oldest = p.t - CHART_SPAN.as_secs_f64();
-                st.chart.push_back(p);
-                while st.chart.len() > CHART_POINTS
-                    || st.chart.front().is_some_and(|f| f.t < oldest)
-                {
-                    st.chart.pop_front();
+                let capacity = chart_capacity(apps.len());
+                if let Some(st) = apps.get_mut(app) {
+                    push_point(&mut st.chart, p, capacity);
                 }
             }
         }
@@ -431,12 +496,61 @@ mod tests {
         for i in 0..(HISTORY + 5) {
             let mut r = rec("no_scale");
             r.duration_ms = i as f64;
+            r.reason = Some(format!("different {i}"));
             b.record("a", r, None);
         }
         let a = b.app("a").unwrap();
         assert_eq!(a.history.len(), HISTORY);
         assert_eq!(a.history[0].duration_ms, (HISTORY + 4) as f64);
         assert_eq!(a.last.unwrap().duration_ms, (HISTORY + 4) as f64);
+    }
+
+    #[test]
+    fn repeated_decisions_fold_into_one_record() {
+        let b = StatusBoard::new();
+        b.record("a", rec("scaled"), None);
+        for _ in 0..100 {
+            b.record("a", rec("no_scale"), None);
+        }
+        let a = b.app("a").unwrap();
+        assert_eq!(a.history.len(), 2, "the scale-up stays visible");
+        assert_eq!(a.history[0].repeated, 99);
+        assert_eq!(a.history[1].outcome, "scaled");
+    }
+
+    #[test]
+    fn a_fleets_chart_memory_is_bounded() {
+        assert_eq!(chart_capacity(1), CHART_MAX_POINTS);
+        assert_eq!(chart_capacity(5_000), 20);
+        assert_eq!(chart_capacity(1_000_000), CHART_MIN_POINTS);
+        let mut chart = VecDeque::new();
+        let point = |t: f64| ChartPoint {
+            t,
+            metrics: BTreeMap::new(),
+            targets: Targets::default(),
+            started: 1,
+            created: 1,
+        };
+        // A tick every 15 s for two hours, 20 points allowed: one every 3 minutes, the last hour.
+        for i in 0..480 {
+            push_point(&mut chart, point(f64::from(i) * 15.0), 20);
+        }
+        assert!((19..=20).contains(&chart.len()), "{}", chart.len());
+        assert!(chart.front().unwrap().t >= 7_185.0 - 3_600.0);
+        let gaps: Vec<f64> = chart
+            .iter()
+            .zip(chart.iter().skip(1))
+            .map(|(a, b)| b.t - a.t)
+            .collect();
+        assert!(
+            gaps[..gaps.len() - 1].iter().all(|g| *g >= 180.0),
+            "{gaps:?}"
+        );
+        assert_eq!(
+            chart.back().unwrap().t,
+            7_185.0,
+            "the latest values are kept"
+        );
     }
 
     #[test]
