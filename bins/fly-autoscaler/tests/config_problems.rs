@@ -56,6 +56,9 @@ fn every_problem_of_the_environment_at_once() {
             ("FAS_TIMEOUT", "0s"),
             ("FAS_APP_LIST_REFRESH_INTERVAL", "-1m"),
             ("FAS_SCALE_DOWN_WINDOW", "5"),
+            ("FAS_SCALE_UP_MAX_STEP", "0"),
+            ("FAS_SCALE_DOWN_MAX_STEP", "150%"),
+            ("FAS_SCALE_DOWN_COOLDOWN", "-30s"),
             ("FAS_VERBOSE", "maybe"),
             ("FAS_LOG_FORMAT", "xml"),
             ("FAS_METRICS_ADDRESS", "9090"),
@@ -90,6 +93,9 @@ fn every_problem_of_the_environment_at_once() {
               - FAS_TIMEOUT: invalid duration "0s": must be greater than zero
               - FAS_APP_LIST_REFRESH_INTERVAL: invalid duration "-1m": negative durations are not allowed (examples: 15s, 1m30s, 500ms)
               - FAS_SCALE_DOWN_WINDOW: invalid duration "5": missing unit (examples: 15s, 1m30s, 500ms)
+              - FAS_SCALE_UP_MAX_STEP: invalid step "0": expected a number of machines of 1 or more, a percentage of the current count such as "50%", or "unlimited"
+              - FAS_SCALE_DOWN_MAX_STEP: invalid step "150%": a scale-down percentage must be from 1% to 100%
+              - FAS_SCALE_DOWN_COOLDOWN: invalid duration "-30s": negative durations are not allowed (examples: 15s, 1m30s, 500ms)
               - FAS_VERBOSE: invalid boolean "maybe": expected true or false
               - FAS_LOG_FORMAT: invalid log format "xml": expected "json" or "text"
               - FAS_METRICS_ADDRESS: invalid address "9090": expected [host]:port such as :9090 or 127.0.0.1:9090
@@ -120,6 +126,7 @@ fn every_problem_of_the_file_at_once() {
 app-name: "web-*"
 api-token: {CANARY}
 interval: 1 minute
+scale-up-max-step: half
 started-machine-count: 2
 min-started-machine-count: 1
 min-created-machine-count: 1
@@ -153,6 +160,7 @@ metric-collectors:
             invalid configuration:
               - organization required if app name uses a wildcard: app name is "web-*", set org or FAS_ORG
               - interval: invalid duration "1 minute": unknown unit " minute" (use ns, us, ms, s, m or h) (examples: 15s, 1m30s, 500ms)
+              - scale-up-max-step: invalid step "half": expected a number of machines of 1 or more, a percentage of the current count such as "50%", or "unlimited"
               - metric-collectors[0].metric-name: invalid metric name "queue-depth": must be a variable name (letters, digits and '_', not starting with a digit)
               - metric-collectors[0]: prometheus address required: set metric-collectors[0].address
               - metric-collectors[0]: prometheus query required: set metric-collectors[0].query
@@ -177,7 +185,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors"#]],
+              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors"#]],
     );
     check(
         &[],
@@ -213,7 +221,7 @@ fn warnings_found_before_a_file_problem_are_kept() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors
+              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors
             warnings:
               - FILE:1: unset variable `NAME`: it expands to the empty string
               - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"#]],

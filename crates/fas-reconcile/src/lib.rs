@@ -92,6 +92,20 @@
 //! bounds pass through, that a zero window changes nothing, and that time going backwards
 //! neither panics nor holds a high max for longer than one window.
 //!
+//! # Behaviour against flapping
+//!
+//! [`BehaviorState`] applies a [`Behavior`] (`scale-up-max-step`, `scale-down-max-step`,
+//! `scale-down-cooldown`, all off by default) after the window: [`BehaviorState::adjust`]
+//! limits how far the min bounds rise above and the max bounds drop below the [`Current`]
+//! counts in one tick, and holds the max bounds at the current counts for the cooldown after
+//! the last scale-up, which [`BehaviorState::record_plan`] records (a plan with a create or a
+//! start). It reads no clock either. It never raises a min nor lowers a max, never raises a
+//! max above the current count, and never touches a min for a scale-down rule, so scale-up is
+//! never delayed by one; its property tests (`tests/behavior.rs`) check that no plan exceeds a
+//! step, that no scale-down is planned during the cooldown, that scale-up is never delayed by a
+//! scale-down rule and that the defaults change nothing, and its table tests run a spiky
+//! series through each rule (the same tables are in `docs/planner.md`).
+//!
 //! # Example
 //!
 //! ```
@@ -136,12 +150,14 @@
 // Library crates document every public item; the workspace lint only warns (binaries).
 #![deny(missing_docs)]
 
+mod behavior;
 mod exec;
 mod model;
 mod output;
 mod plan;
 mod stabilize;
 
+pub use behavior::{Behavior, BehaviorState, Current, Step};
 pub use exec::{
     ActionOutcome, ExecPolicy, KindStats, MachineOps, OpError, OpErrorKind, Outcome, Report,
     ReportStats, execute,

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use fas_collect::MultipleSeries;
-use fas_reconcile::{InitialState, ScaleDown};
+use fas_reconcile::{InitialState, ScaleDown, Step};
 
 use super::LogFormat;
 use super::duration::go_duration;
@@ -55,6 +55,44 @@ pub(crate) fn limit(v: &str) -> Result<Option<u32>, Rejected> {
             "expected a whole number of 0 or more, or \"unlimited\"",
         )
     })
+}
+
+/// `scale-up-max-step`: machines per tick (`3`), a percentage of the current count (`50%`, more than 100 % allowed),
+/// or `unlimited` for no limit (the default).
+pub(crate) fn up_step(v: &str) -> Result<Option<Step>, Rejected> {
+    step(v, None)
+}
+
+/// `scale-down-max-step`: machines per tick (`3`), a percentage of the current count from `1%` to `100%`, or
+/// `unlimited` for no limit (the default).
+pub(crate) fn down_step(v: &str) -> Result<Option<Step>, Rejected> {
+    step(v, Some(100))
+}
+
+fn step(v: &str, max_percent: Option<u32>) -> Result<Option<Step>, Rejected> {
+    if v.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let bad = || {
+        Rejected::new(
+            "invalid step",
+            "expected a number of machines of 1 or more, a percentage of the current count such as \"50%\", or \"unlimited\"",
+        )
+    };
+    match v.strip_suffix('%') {
+        Some(p) => match p.trim().parse::<u32>() {
+            Ok(p) if max_percent.is_some_and(|m| p > m) => Err(Rejected::new(
+                "invalid step",
+                "a scale-down percentage must be from 1% to 100%",
+            )),
+            Ok(p) if p >= 1 => Ok(Some(Step::Percent(p))),
+            _ => Err(bad()),
+        },
+        None => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(Step::Machines(n))),
+            _ => Err(bad()),
+        },
+    }
 }
 
 /// Go's `strconv.ParseBool` values, plus yes/no/on/off.
