@@ -192,6 +192,21 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             |c| format!("{:?}", c.scale_down_window),
         ),
         (
+            vec![("scale-up-max-step", "FAS_SCALE_UP_MAX_STEP", "3")],
+            "Some(Machines(3))",
+            |c| format!("{:?}", c.behavior.scale_up_max_step),
+        ),
+        (
+            vec![("scale-down-max-step", "FAS_SCALE_DOWN_MAX_STEP", "50%")],
+            "Some(Percent(50))",
+            |c| format!("{:?}", c.behavior.scale_down_max_step),
+        ),
+        (
+            vec![("scale-down-cooldown", "FAS_SCALE_DOWN_COOLDOWN", "2m")],
+            "120s",
+            |c| format!("{:?}", c.behavior.scale_down_cooldown),
+        ),
+        (
             vec![("api-token", "FAS_API_TOKEN", "FlyV1 fm2_abc")],
             "FlyV1 fm2_abc",
             |c| {
@@ -338,6 +353,11 @@ fn defaults() {
         c.scale_down_window,
         Duration::ZERO,
         "no window: the Go behaviour"
+    );
+    assert_eq!(
+        c.behavior,
+        fas_reconcile::Behavior::default(),
+        "no step, no cooldown: the Go behaviour"
     );
     assert!(!c.verbose);
     assert_eq!(c.log_format, LogFormat::Json);
@@ -1138,6 +1158,53 @@ fn validation_api_token_required_for_serve_only() {
     let (s, _g) = sources(&[APP, STARTED], None);
     let c = load(&s, Purpose::Eval).expect("eval needs no token");
     assert!(c.api_token.is_none());
+}
+
+#[test]
+fn behavior_steps_take_machines_percentages_or_unlimited() {
+    use fas_reconcile::Step;
+    for (value, expected) in [
+        ("1", Some(Step::Machines(1))),
+        ("25", Some(Step::Machines(25))),
+        ("50%", Some(Step::Percent(50))),
+        ("100%", Some(Step::Percent(100))),
+        ("unlimited", None),
+    ] {
+        let c = load_ok(
+            &[
+                APP,
+                TOKEN,
+                STARTED,
+                ("FAS_SCALE_UP_MAX_STEP", value),
+                ("FAS_SCALE_DOWN_MAX_STEP", value),
+            ],
+            None,
+        );
+        assert_eq!(c.behavior.scale_up_max_step, expected, "up {value}");
+        assert_eq!(c.behavior.scale_down_max_step, expected, "down {value}");
+    }
+    // A scale-up may more than double; unquoted in the file, and the file wins.
+    let c = load_ok(
+        &[APP, TOKEN, STARTED, ("FAS_SCALE_UP_MAX_STEP", "1")],
+        Some("scale-up-max-step: 300%\nscale-down-max-step: 2\nscale-down-cooldown: 5m\n"),
+    );
+    assert_eq!(c.behavior.scale_up_max_step, Some(Step::Percent(300)));
+    assert_eq!(c.behavior.scale_down_max_step, Some(Step::Machines(2)));
+    assert_eq!(c.behavior.scale_down_cooldown, secs(300));
+    for bad in ["0", "0%", "-1", "1.5", "50 percent", "%"] {
+        let p = load_err(&[APP, TOKEN, STARTED, ("FAS_SCALE_UP_MAX_STEP", bad)], None);
+        assert_one_problem(&p, &["FAS_SCALE_UP_MAX_STEP: invalid step"]);
+    }
+    let p = load_err(
+        &[APP, TOKEN, STARTED, ("FAS_SCALE_DOWN_MAX_STEP", "150%")],
+        None,
+    );
+    assert_one_problem(&p, &["FAS_SCALE_DOWN_MAX_STEP", "from 1% to 100%"]);
+    let p = load_err(
+        &[APP, TOKEN, STARTED],
+        Some("scale-down-cooldown: 1 minute\n"),
+    );
+    assert_one_problem(&p, &["scale-down-cooldown: invalid duration"]);
 }
 
 #[test]

@@ -480,3 +480,59 @@ async fn a_stale_app_list_falls_back_to_per_app_release_checks() {
         "then the deploy is seen: {lists:?}"
     );
 }
+
+/// `scale-down-cooldown`: after the tick that started machines, the metric drops at once, and
+/// no tick stops them while the cooldown runs (10 minutes of wall time, as the tick stamps its
+/// decisions with `SystemTime`, which a paused clock never reaches; the end of the cooldown is
+/// proven with time as an argument in `fas-reconcile/tests/behavior.rs`). Without the cooldown
+/// the next tick stops them.
+#[tokio::test(start_paused = true)]
+async fn scale_down_cooldown_holds_the_stops_after_a_scale_up() {
+    for (cooldown, stopped_at) in [("10m", vec![]), ("0s", vec![15.0, 15.0])] {
+        let fly = FakeFly::new();
+        fly.add(
+            "app",
+            [
+                machine("m1", "started"),
+                machine("m2", "stopped"),
+                machine("m3", "stopped"),
+            ],
+        );
+        let load = SetCollector::new("load", 3.0);
+        let r = reconciler(
+            &fly,
+            &load,
+            &[
+                ("FAS_STARTED_MACHINE_COUNT", "load"),
+                ("FAS_SCALE_DOWN_COOLDOWN", cooldown),
+            ],
+        );
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(schedule::run(r, shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            secs(&fly.calls_of("start", "app")),
+            [0.0, 0.0],
+            "cooldown {cooldown}: the tick at 0 starts 2"
+        );
+        load.set(1.0);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        shutdown.cancel();
+        task.await.expect("loop task").expect("loop result");
+        assert!(
+            secs(&fly.calls_of("list", "app")).len() >= 8,
+            "ticks every 15 s"
+        );
+        assert_eq!(
+            secs(&fly.calls_of("stop", "app")),
+            stopped_at,
+            "cooldown {cooldown}"
+        );
+        let started = fly
+            .states("app")
+            .iter()
+            .filter(|(_, s)| s == "started")
+            .count();
+        assert_eq!(started, if stopped_at.is_empty() { 3 } else { 1 });
+    }
+}
