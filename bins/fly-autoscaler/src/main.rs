@@ -46,6 +46,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print what a running `serve` decided for each app (its `GET /status`) as a table.
+    Status {
+        /// The `serve` metrics listener to ask.
+        #[arg(long, default_value = fly_autoscaler::status_cli::DEFAULT_ADDRESS, value_name = "URL")]
+        address: String,
+    },
     /// Print the version (and commit).
     Version,
     #[cfg(feature = "demo")]
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
         }
         Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
         Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
+        Command::Status { address } => cli::run_async(fly_autoscaler::status_cli::run(&address)),
         #[cfg(feature = "demo")]
         Command::Demo { duration } => cli::run_async(fly_autoscaler::demo::run(&duration)),
     };

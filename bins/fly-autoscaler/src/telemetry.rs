@@ -259,6 +259,11 @@ fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
 async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     match path.as_str() {
+        "/" => response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::page::render(&endpoints.board.snapshot(), std::time::SystemTime::now()),
+        ),
         "/metrics" => response(
             StatusCode::OK,
             "text/plain; version=0.0.4",
