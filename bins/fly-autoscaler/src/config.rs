@@ -217,6 +217,9 @@ pub struct Config {
     pub graphql_base_url: String,
     /// The collectors, in configuration order; metric names are unique.
     pub collectors: Vec<CollectorConfig>,
+    /// Each collector's `on-error` policy (`on-error`, `on-error-value`, `max-age`, `failure-threshold`), by metric
+    /// name; a metric without an entry is skipped on error, the Go behaviour ([`crate::fallback`]).
+    pub on_error: BTreeMap<String, crate::fallback::OnError>,
     /// How started machines are scaled down: stop (default) or suspend.
     pub scale_down: fas_reconcile::ScaleDown,
     /// Per-tick caps on each kind of action (unset keys keep fas-reconcile's defaults).

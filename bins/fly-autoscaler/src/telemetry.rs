@@ -45,6 +45,9 @@ pub const METRIC_VALUE: &str = "fas_metric_value";
 pub const COLLECT_DURATION: &str = "fas_collect_duration_seconds";
 /// New: collection failures (`app`, `metric`).
 pub const COLLECT_FAILURES: &str = "fas_collect_failures_total";
+/// New: collections where a collector's `on-error` fallback stood in for a failed read (`app`,
+/// `metric`, `mode` = hold|value).
+pub const FALLBACK: &str = "fas_collect_fallback_total";
 /// New: Fly API call latency in seconds (`op`).
 pub const API_CALL_DURATION: &str = "fas_api_call_duration_seconds";
 /// New: Fly API call failures (`op`).
@@ -106,6 +109,10 @@ fn describe() {
     describe_gauge!(METRIC_VALUE, "Last collected metric values");
     describe_histogram!(COLLECT_DURATION, "Metric collection latency");
     describe_counter!(COLLECT_FAILURES, "Metric collection failures");
+    describe_counter!(
+        FALLBACK,
+        "Failed collections where an on-error fallback value was used"
+    );
     describe_histogram!(API_CALL_DURATION, "Fly API call latency");
     describe_counter!(API_CALL_FAILURES, "Fly API call failures");
     describe_histogram!(RECONCILE_DURATION, "Duration of one app reconciliation");

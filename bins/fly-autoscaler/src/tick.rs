@@ -192,6 +192,8 @@ struct AppState {
     /// Unix time of the last tick that completed without error, re-exported every tick so that
     /// the gauge of an app still managed never goes idle.
     last_success: Option<f64>,
+    /// Per metric, what its `on-error` fallback remembers (last good value, failures in a row).
+    fallbacks: BTreeMap<String, crate::fallback::FallbackState>,
 }
 
 /// The release statuses of the org's apps, as the last app-list read gave them (wildcard mode).
@@ -492,21 +494,13 @@ impl Reconciler {
         }
 
         let results = collect_each(&self.collectors, app).await;
-        for (metric, result) in &results {
-            let record = match result {
-                Ok(v) => MetricRecord {
-                    value: Some(*v),
-                    error: None,
-                    fallback: None,
-                },
-                Err(e) => MetricRecord {
-                    value: None,
-                    error: Some(crate::report::error_chain(e)),
-                    fallback: None,
-                },
-            };
-            metric_records.insert(metric.clone(), record);
-        }
+        // Each collector's `on-error` policy: a fallback value may stand in for a failure (logged,
+        // counted, recorded with the error); any other failure fails the tick.
+        let now = Instant::now();
+        let decisions = self.with_state(app, |s| {
+            crate::fallback::decide_all(&self.config.on_error, &mut s.fallbacks, results, now)
+        });
+        let results = crate::fallback::record(app, decisions, metric_records);
         let values = values_or_error(results)?;
         let targets = evaluate(&self.config, &values)?;
         record_targets(app, &targets);

@@ -538,6 +538,161 @@ fn group_by_reaches_the_collector_config() {
 }
 
 #[test]
+fn on_error_policies_from_env_and_yaml() {
+    use fly_autoscaler::fallback::OnError;
+    let policy = |c: &Config, metric: &str| c.on_error.get(metric).copied();
+    // Default: skip, the Go behaviour, for the env and the file collectors.
+    let mut env = vec![APP, TOKEN, ("FAS_STARTED_MACHINE_COUNT", "queue_depth")];
+    env.extend(PROM_ENV);
+    assert_eq!(
+        policy(&load_ok(&env, None), "queue_depth"),
+        Some(OnError::Skip)
+    );
+    // Env: hold with its default max-age, then a given one.
+    let mut hold = env.clone();
+    hold.push(("FAS_PROMETHEUS_ON_ERROR", "hold"));
+    assert_eq!(
+        policy(&load_ok(&hold, None), "queue_depth"),
+        Some(OnError::Hold { max_age: secs(300) })
+    );
+    hold.push(("FAS_PROMETHEUS_MAX_AGE", "90s"));
+    assert_eq!(
+        policy(&load_ok(&hold, None), "queue_depth"),
+        Some(OnError::Hold { max_age: secs(90) })
+    );
+    // Env: value with the default threshold of 3, then a given one.
+    let mut value = env.clone();
+    value.extend([
+        ("FAS_PROMETHEUS_ON_ERROR", "value"),
+        ("FAS_PROMETHEUS_ON_ERROR_VALUE", "250"),
+    ]);
+    assert_eq!(
+        policy(&load_ok(&value, None), "queue_depth"),
+        Some(OnError::Value {
+            value: 250.0,
+            failure_threshold: 3
+        })
+    );
+    value.push(("FAS_PROMETHEUS_FAILURE_THRESHOLD", "1"));
+    assert_eq!(
+        policy(&load_ok(&value, None), "queue_depth"),
+        Some(OnError::Value {
+            value: 250.0,
+            failure_threshold: 1
+        })
+    );
+    // The env temporal collector.
+    let temporal = [
+        APP,
+        TOKEN,
+        ("FAS_STARTED_MACHINE_COUNT", "running"),
+        ("FAS_TEMPORAL_ADDRESS", "localhost:7233"),
+        ("FAS_TEMPORAL_METRIC_NAME", "running"),
+        ("FAS_TEMPORAL_ON_ERROR", "hold"),
+        ("FAS_TEMPORAL_MAX_AGE", "2m"),
+    ];
+    assert_eq!(
+        policy(&load_ok(&temporal, None), "running"),
+        Some(OnError::Hold { max_age: secs(120) })
+    );
+    // YAML: flat keys, per collector, unquoted numbers.
+    let yaml = "started-machine-count: a + b + c
+metric-collectors:
+  - {type: prometheus, metric-name: a, address: http://p, query: a, on-error: hold, max-age: 10m}
+  - {type: prometheus, metric-name: b, address: http://p, query: b, on-error: value, on-error-value: 12.5, failure-threshold: 5}
+  - {type: temporal, metric-name: c, address: t:7233}
+";
+    let c = load_ok(&[APP, TOKEN], Some(yaml));
+    assert_eq!(policy(&c, "a"), Some(OnError::Hold { max_age: secs(600) }));
+    assert_eq!(
+        policy(&c, "b"),
+        Some(OnError::Value {
+            value: 12.5,
+            failure_threshold: 5
+        })
+    );
+    assert_eq!(policy(&c, "c"), Some(OnError::Skip));
+}
+
+#[test]
+fn on_error_problems_name_the_key() {
+    let cases = [
+        (
+            "on-error: zero",
+            "metric-collectors[0].on-error: invalid on-error \"zero\": expected skip, hold or value",
+        ),
+        (
+            "on-error: value",
+            "metric-collectors[0]: on-error value required: set metric-collectors[0].on-error-value",
+        ),
+        (
+            "{on-error: value, on-error-value: many}",
+            "metric-collectors[0].on-error-value: invalid number \"many\": expected a finite number",
+        ),
+        (
+            "{on-error: value, on-error-value: .nan}",
+            "metric-collectors[0].on-error-value: invalid number",
+        ),
+        (
+            "{on-error: value, on-error-value: 5, failure-threshold: 0}",
+            "metric-collectors[0].failure-threshold: invalid integer \"0\": expected a whole number of 1 or more",
+        ),
+        (
+            "{on-error: hold, max-age: 0s}",
+            "metric-collectors[0].max-age: invalid duration \"0s\": must be greater than zero",
+        ),
+        (
+            "{on-error: hold, max-age: 5 minutes}",
+            "metric-collectors[0].max-age: invalid duration",
+        ),
+        (
+            "{on-error: hold, on-error-value: 5}",
+            "metric-collectors[0].on-error-value: on-error-value applies to on-error: value only: set metric-collectors[0].on-error to value, or remove it",
+        ),
+        (
+            "{max-age: 1m}",
+            "metric-collectors[0].max-age: max-age applies to on-error: hold only",
+        ),
+        (
+            "{on-error: hold, failure-threshold: 2}",
+            "metric-collectors[0].failure-threshold: failure-threshold applies to on-error: value only",
+        ),
+    ];
+    for (policy, message) in cases {
+        let fields = policy.trim_start_matches('{').trim_end_matches('}');
+        let yaml = format!(
+            "metric-collectors:\n  - {{type: prometheus, metric-name: q, address: http://p, query: q, {fields}}}\n"
+        );
+        let p = load_err(&[APP, TOKEN, STARTED], Some(&yaml));
+        assert_one_problem(&p, &[message]);
+    }
+    // The nested form (`on-error: {value: 100}`) is not accepted: the keys are flat.
+    let nested = "metric-collectors:\n  - {type: prometheus, metric-name: q, address: http://p, query: q, on-error: {value: 100}}\n";
+    let p = load_err(&[APP, TOKEN, STARTED], Some(nested));
+    assert_one_problem(
+        &p,
+        &["metric-collectors[0].on-error: invalid type: found map, expected a string"],
+    );
+    // Env collectors name their variables.
+    let mut env = vec![APP, TOKEN, STARTED];
+    env.extend(PROM_ENV);
+    env.extend([
+        ("FAS_PROMETHEUS_ON_ERROR", "value"),
+        ("FAS_PROMETHEUS_FAILURE_THRESHOLD", "0"),
+    ]);
+    let p = load_err(&env, None);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("FAS_PROMETHEUS_FAILURE_THRESHOLD: invalid integer \"0\""),
+        "{p:?}"
+    );
+    assert!(
+        p[1].contains("on-error value required: set FAS_PROMETHEUS_ON_ERROR_VALUE"),
+        "{p:?}"
+    );
+}
+
+#[test]
 fn env_temporal_collector_prefers_temporal_tls_variables() {
     let c = load_ok(
         &[
@@ -1472,6 +1627,10 @@ fn reference_docs_mention_every_key_and_variable() {
         "multiple-series",
         "group-by",
         "timeout",
+        "on-error",
+        "on-error-value",
+        "max-age",
+        "failure-threshold",
     ];
     for (key, env) in KEYS {
         assert!(

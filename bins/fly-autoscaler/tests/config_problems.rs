@@ -77,6 +77,8 @@ fn every_problem_of_the_environment_at_once() {
             ("FAS_PROMETHEUS_MULTIPLE_SERIES", "last"),
             ("FAS_PROMETHEUS_GROUP_BY", "app-name"),
             ("FAS_PROMETHEUS_TIMEOUT", "1m"),
+            ("FAS_PROMETHEUS_ON_ERROR", "value"),
+            ("FAS_PROMETHEUS_FAILURE_THRESHOLD", "0"),
             ("FAS_TEMPORAL_ADDRESS", "temporal:7233"),
             ("FAS_TEMPORAL_METRIC_NAME", "running"),
             ("FAS_TEMPORAL_CERT_DATA", "CERT"),
@@ -108,6 +110,8 @@ fn every_problem_of_the_environment_at_once() {
               - FAS_ACTION_CONCURRENCY: invalid integer "0": expected a whole number of 1 or more
               - prometheus collector (FAS_PROMETHEUS_ADDRESS): metric name required: set FAS_PROMETHEUS_METRIC_NAME
               - FAS_PROMETHEUS_TIMEOUT: invalid collector timeout "1m": must not exceed the app timeout 30s
+              - FAS_PROMETHEUS_FAILURE_THRESHOLD: invalid integer "0": expected a whole number of 1 or more
+              - prometheus collector (FAS_PROMETHEUS_ADDRESS): on-error value required: set FAS_PROMETHEUS_ON_ERROR_VALUE to the number used after 3 consecutive failures (e.g. a safe high value)
               - prometheus collector (FAS_PROMETHEUS_ADDRESS): prometheus query required: set FAS_PROMETHEUS_QUERY
               - FAS_PROMETHEUS_MULTIPLE_SERIES: invalid value "last": expected "first", "error" or "sum"
               - FAS_PROMETHEUS_GROUP_BY: invalid group-by label "app-name": must be a prometheus label name (letters, digits and '_', not starting with a digit), e.g. app
@@ -145,6 +149,12 @@ metric-collectors:
     multiple-series: sum
     group-by: app
     timeout: 0
+    max-age: 1m
+  - type: prometheus
+    metric-name: f
+    address: http://p
+    query: f
+    on-error: never
   - type: prometheus
     metric-name: g
     address: http://p
@@ -168,11 +178,13 @@ metric-collectors:
               - metric-collectors[2]: duplicate metric name "q": each collector needs its own
               - metric-collectors[2]: type required: set metric-collectors[2].type to prometheus or temporal
               - metric-collectors[3].timeout: invalid duration "0": must be greater than zero
+              - metric-collectors[3].max-age: max-age applies to on-error: hold only: set metric-collectors[3].on-error to hold, or remove it
               - metric-collectors[3].multiple-series: multiple-series applies to prometheus collectors only
               - metric-collectors[3].group-by: group-by applies to prometheus collectors only
               - metric-collectors[3]: TLS needs both a certificate and a key: set metric-collectors[3].cert-data and metric-collectors[3].key-data together
-              - metric-collectors[4].query: a query grouped by `app` cannot read ${APP_NAME}: it runs once for every app: drop the app filter and keep the label, e.g. sum by (app) (...), or remove metric-collectors[4].group-by
-              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: g, q, queue-depth, t
+              - metric-collectors[4].on-error: invalid on-error "never": expected skip, hold or value
+              - metric-collectors[5].query: a query grouped by `app` cannot read ${APP_NAME}: it runs once for every app: drop the app filter and keep the label, e.g. sum by (app) (...), or remove metric-collectors[5].group-by
+              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: f, g, q, queue-depth, t
               - cannot define started machine count and min/max started machine count: started-machine-count is set together with min-started-machine-count"#]],
     );
 }
@@ -193,7 +205,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `adress` in metric-collectors[0] (did you mean `address`?); valid keys: type, metric-name, address, query, token, namespace, cert-data, key-data, ca-data, multiple-series, group-by, timeout"#]],
+              - FILE: unknown key `adress` in metric-collectors[0] (did you mean `address`?); valid keys: type, metric-name, address, query, token, namespace, cert-data, key-data, ca-data, multiple-series, group-by, timeout, on-error, on-error-value, max-age, failure-threshold"#]],
     );
     check(
         &[],

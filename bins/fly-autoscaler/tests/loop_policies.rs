@@ -536,3 +536,116 @@ async fn scale_down_cooldown_holds_the_stops_after_a_scale_up() {
         assert_eq!(started, if stopped_at.is_empty() { 3 } else { 1 });
     }
 }
+
+/// `on-error: hold`: while the collector fails, its last good value stands in as long as it is
+/// younger than `max-age` (recorded in `/status` as a `hold` fallback beside the error); then the
+/// app is skipped and no machine is touched; a recovered collector is read again.
+#[tokio::test(start_paused = true)]
+async fn on_error_hold_uses_the_last_value_then_skips_after_max_age() {
+    let fly = FakeFly::new();
+    fly.add(
+        "app",
+        [
+            machine("m1", "started"),
+            machine("m2", "stopped"),
+            machine("m3", "stopped"),
+        ],
+    );
+    let load = SetCollector::new("load", 3.0);
+    let r = reconciler(
+        &fly,
+        &load,
+        &[
+            ("FAS_STARTED_MACHINE_COUNT", "load"),
+            ("FAS_PROMETHEUS_ON_ERROR", "hold"),
+            ("FAS_PROMETHEUS_MAX_AGE", "1m"),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let first = r.reconcile("app", &shutdown).await.expect("tick 1");
+    assert_eq!(first.values["load"], 3.0);
+    assert_eq!(fly.calls_of("start", "app").len(), 2);
+
+    load.fail(true);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let held = r.reconcile("app", &shutdown).await.expect("the held value");
+    assert_eq!(held.values["load"], 3.0, "30 s old: held");
+    assert!(held.plan.actions.is_empty(), "{:?}", held.plan.actions);
+    let last = r.board().app("app").and_then(|s| s.last).expect("recorded");
+    let record = &last.metrics["load"];
+    assert_eq!(record.value, Some(3.0));
+    assert_eq!(record.fallback.as_deref(), Some("hold"));
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("source down")),
+        "{record:?}"
+    );
+
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let err = r
+        .reconcile("app", &shutdown)
+        .await
+        .expect_err("61 s old: skipped");
+    assert!(matches!(err, TickError::Collect { .. }), "{err}");
+    let last = r.board().app("app").and_then(|s| s.last).expect("recorded");
+    let record = &last.metrics["load"];
+    assert_eq!((record.value, record.fallback.as_deref()), (None, None));
+    assert!(record.error.is_some());
+    assert!(fly.calls_of("stop", "app").is_empty(), "nothing touched");
+
+    load.fail(false);
+    load.set(1.0);
+    let recovered = r.reconcile("app", &shutdown).await.expect("recovered");
+    assert_eq!(recovered.values["load"], 1.0);
+    assert_eq!(fly.calls_of("stop", "app").len(), 2);
+}
+
+/// `on-error: value`: the first failures skip the app (nothing is touched); from the third
+/// failure in a row (`failure-threshold`, default 3) the configured value stands in and the loop
+/// scales to it; once the collector recovers its value is used again.
+#[tokio::test(start_paused = true)]
+async fn on_error_value_scales_to_n_after_three_failures() {
+    let fly = FakeFly::new();
+    fly.add(
+        "app",
+        [
+            machine("m1", "started"),
+            machine("m2", "stopped"),
+            machine("m3", "stopped"),
+            machine("m4", "stopped"),
+        ],
+    );
+    let load = SetCollector::new("load", 1.0);
+    load.fail(true);
+    let r = reconciler(
+        &fly,
+        &load,
+        &[
+            ("FAS_STARTED_MACHINE_COUNT", "load"),
+            ("FAS_PROMETHEUS_ON_ERROR", "value"),
+            ("FAS_PROMETHEUS_ON_ERROR_VALUE", "4"),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(schedule::run(r.clone(), shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Ticks at 0 and 15 s are skipped; the third, at 30 s, uses 4.
+    assert_eq!(secs(&fly.calls_of("start", "app")), [30.0, 30.0, 30.0]);
+    let last = r.board().app("app").and_then(|s| s.last).expect("recorded");
+    let record = &last.metrics["load"];
+    assert_eq!(record.value, Some(4.0));
+    assert_eq!(record.fallback.as_deref(), Some("value"));
+    assert!(record.error.is_some());
+
+    load.fail(false);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    shutdown.cancel();
+    task.await.expect("loop task").expect("loop result");
+    assert_eq!(
+        fly.calls_of("stop", "app").len(),
+        3,
+        "recovered: the collected 1 is used again"
+    );
+}

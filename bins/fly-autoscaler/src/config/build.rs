@@ -285,7 +285,7 @@ pub(crate) fn build(
     let process = process(layer, findings);
     let policy = policy_settings(layer, findings);
     let raw_collectors = layer.collectors.as_deref().unwrap_or_default();
-    let collectors = collectors::collectors(
+    let (collectors, on_error) = collectors::collectors(
         raw_collectors,
         schedule.timeout,
         schedule.interval,
@@ -326,6 +326,7 @@ pub(crate) fn build(
         flaps_base_url: process.flaps_base_url,
         graphql_base_url: process.graphql_base_url,
         collectors,
+        on_error,
         scale_down: policy.scale_down,
         limits: policy.limits,
         action_concurrency: policy.action_concurrency,

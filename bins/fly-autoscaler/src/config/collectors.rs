@@ -12,6 +12,7 @@ use super::keys::CollectorKey;
 use super::problem::{ConfigProblem, Findings};
 use super::raw::{RawCollector, Setting};
 use super::{CollectorConfig, DEFAULT_COLLECTOR_TIMEOUT, parse};
+use crate::fallback::{DEFAULT_FAILURE_THRESHOLD, DEFAULT_MAX_AGE, OnError};
 
 /// The variables a text refers to (`$VAR` / `${VAR}`), in order, without duplicates; `$1` and `$$` are not
 /// variables (see [`fas_collect::expand_vars`]).
@@ -66,20 +67,23 @@ pub(crate) fn group_max_age(interval: Duration) -> Duration {
     interval - (interval / 10).min(Duration::from_secs(1))
 }
 
-/// Every collector, in order. A collector with a problem is left out (the problems are recorded).
+/// Every collector, in order, and each one's `on-error` policy by metric name. A collector with a problem is left
+/// out (the problems are recorded).
 pub(crate) fn collectors(
     raw: &[RawCollector],
     app_timeout: Duration,
     interval: Duration,
     env: &BTreeMap<String, String>,
     findings: &mut Findings,
-) -> Vec<CollectorConfig> {
+) -> (Vec<CollectorConfig>, BTreeMap<String, OnError>) {
     let mut out = Vec::new();
+    let mut policies = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for c in raw {
         let before = findings.problems.len();
         let metric_name = metric_name(c, &mut seen, findings);
         let timeout = timeout(c, app_timeout, findings);
+        let policy = on_error(c, findings);
         let built = match c.get(CollectorKey::Type) {
             None => {
                 findings.problem(
@@ -104,11 +108,104 @@ pub(crate) fn collectors(
                 }
             },
         };
-        if findings.problems.len() == before {
-            out.extend(built);
+        if findings.problems.len() == before
+            && let Some(built) = built
+        {
+            policies.insert(built.metric_name().to_owned(), policy);
+            out.push(built);
         }
     }
-    out
+    (out, policies)
+}
+
+/// `on-error` (`skip`, the default and the Go behaviour; `hold`; `value`) with the settings of its mode:
+/// `max-age` (hold, default 5m), `on-error-value` (value, required) and `failure-threshold` (value, at least 1,
+/// default 3). A setting of another mode than the one chosen is a problem: it would be ignored.
+fn on_error(c: &RawCollector, findings: &mut Findings) -> OnError {
+    let mode = c.get(CollectorKey::OnError).map_or_else(
+        || "skip".to_owned(),
+        |s| s.value.trim().to_ascii_lowercase(),
+    );
+    let policy = match mode.as_str() {
+        "skip" => OnError::Skip,
+        "hold" => OnError::Hold {
+            max_age: match c.get(CollectorKey::MaxAge) {
+                None => DEFAULT_MAX_AGE,
+                Some(s) => parse::nonzero_duration(s.value.trim()).unwrap_or_else(|rejected| {
+                    findings.problem(rejected.at(s));
+                    DEFAULT_MAX_AGE
+                }),
+            },
+        },
+        "value" => {
+            let failure_threshold = match c.get(CollectorKey::FailureThreshold) {
+                None => DEFAULT_FAILURE_THRESHOLD,
+                Some(s) => match parse::positive_integer(s.value.trim()) {
+                    Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
+                    Err(rejected) => {
+                        findings.problem(rejected.at(s));
+                        DEFAULT_FAILURE_THRESHOLD
+                    }
+                },
+            };
+            let value = match c.get(CollectorKey::OnErrorValue) {
+                None => {
+                    findings.problem(
+                        ConfigProblem::new("on-error value required")
+                            .at(c.origin.label())
+                            .hint(format!(
+                                "set {} to the number used after {} consecutive failures (e.g. a safe high value)",
+                                c.origin.key_name(CollectorKey::OnErrorValue),
+                                failure_threshold
+                            )),
+                    );
+                    0.0
+                }
+                Some(s) => match s.value.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => v,
+                    _ => {
+                        findings.problem(
+                            ConfigProblem::invalid(s, "invalid number")
+                                .hint("expected a finite number, e.g. 100"),
+                        );
+                        0.0
+                    }
+                },
+            };
+            OnError::Value {
+                value,
+                failure_threshold,
+            }
+        }
+        _ => {
+            if let Some(s) = c.get(CollectorKey::OnError) {
+                findings.problem(
+                    ConfigProblem::invalid(s, "invalid on-error")
+                        .hint("expected skip, hold or value"),
+                );
+            }
+            return OnError::Skip;
+        }
+    };
+    for (key, wanted) in [
+        (CollectorKey::MaxAge, "hold"),
+        (CollectorKey::OnErrorValue, "value"),
+        (CollectorKey::FailureThreshold, "value"),
+    ] {
+        if let Some(s) = c.get(key)
+            && mode != wanted
+        {
+            findings.problem(
+                ConfigProblem::new(format!("{} applies to on-error: {wanted} only", key.yaml()))
+                    .at(&s.name)
+                    .hint(format!(
+                        "set {} to {wanted}, or remove it",
+                        c.origin.key_name(CollectorKey::OnError)
+                    )),
+            );
+        }
+    }
+    policy
 }
 
 /// `metric-name`: required, an identifier, unique.

@@ -252,6 +252,14 @@ config_keys! {
         GroupBy(group_by) = "group-by", prometheus "FAS_PROMETHEUS_GROUP_BY";
         /// Limit on one collection.
         Timeout(timeout) = "timeout", prometheus "FAS_PROMETHEUS_TIMEOUT", temporal ["FAS_TEMPORAL_TIMEOUT"];
+        /// What a failed collection becomes: `skip` (the Go behaviour), `hold` or `value`.
+        OnError(on_error) = "on-error", prometheus "FAS_PROMETHEUS_ON_ERROR", temporal ["FAS_TEMPORAL_ON_ERROR"];
+        /// The value `on-error: value` uses.
+        OnErrorValue(on_error_value) = "on-error-value", prometheus "FAS_PROMETHEUS_ON_ERROR_VALUE", temporal ["FAS_TEMPORAL_ON_ERROR_VALUE"];
+        /// How old the last good value `on-error: hold` uses may be.
+        MaxAge(max_age) = "max-age", prometheus "FAS_PROMETHEUS_MAX_AGE", temporal ["FAS_TEMPORAL_MAX_AGE"];
+        /// Consecutive failures before `on-error: value` uses its value.
+        FailureThreshold(failure_threshold) = "failure-threshold", prometheus "FAS_PROMETHEUS_FAILURE_THRESHOLD", temporal ["FAS_TEMPORAL_FAILURE_THRESHOLD"];
     }
 }
 

@@ -375,12 +375,13 @@ impl MachineOps for FakeOps<'_> {
     }
 }
 
-/// A collector whose value tests set; it can hang for chosen apps.
+/// A collector whose value tests set; it can hang for chosen apps, or fail.
 #[derive(Debug, Clone)]
 pub struct SetCollector {
     name: String,
     value: Arc<Mutex<f64>>,
     hang: Arc<Mutex<Vec<String>>>,
+    fail: Arc<Mutex<bool>>,
     invalidations: Arc<Mutex<u32>>,
 }
 
@@ -391,8 +392,14 @@ impl SetCollector {
             name: name.to_owned(),
             value: Arc::new(Mutex::new(value)),
             hang: Arc::default(),
+            fail: Arc::default(),
             invalidations: Arc::default(),
         }
+    }
+
+    /// From now on every collection fails (`true`) or answers the value again (`false`).
+    pub fn fail(&self, fail: bool) {
+        *self.fail.lock().unwrap() = fail;
     }
 
     /// How many times the loop asked for a fresh read ([`Collector::invalidate`]).
@@ -421,6 +428,13 @@ impl Collector for SetCollector {
         let hang = self.hang.lock().unwrap().iter().any(|a| a == app);
         if hang {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        if *self.fail.lock().unwrap() {
+            return Err(CollectError::Custom {
+                at: fas_collect::Origin::new(&self.name, "test", "set-collector"),
+                message: "source down".to_owned(),
+                source: None,
+            });
         }
         Ok(*self.value.lock().unwrap())
     }
