@@ -165,6 +165,82 @@ async fn hundred_starts_converge_in_one_tick_without_429() {
     assert_eq!(sim.peak_started(APP), 100);
 }
 
+/// 1 000 stopped machines, target 1 000 started, the rate limits on: the default policy sends
+/// the 1 000 starts at once (one per machine, so each meets a fresh per-machine budget) and no
+/// 429 comes back; over plain HTTP/1.1 each call in flight had its own connection, and the next
+/// tick (1 000 stops) finds them in the client's pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_starts_meet_no_429_and_the_next_tick_reuses_the_connections() {
+    let mut cfg = SimConfig::instant();
+    cfg.faults.latency_ms = 20;
+    assert!(cfg.rate_limits.enabled);
+    let (sim, ids) = sim_with(cfg, "stopped", 1_000).await;
+    let cl = client(&sim);
+    assert!(ExecPolicy::default().concurrency >= 1_000);
+
+    let t = plain_tick(&cl, &started(1_000), &Policy::default()).await;
+
+    assert_eq!(t.plan.actions.len(), 1_000);
+    let stats = t.report.stats();
+    assert_eq!(
+        (stats.start.ok, stats.start.failed, stats.start.skipped),
+        (1_000, 0, 0)
+    );
+    assert_eq!(sim.rate_limited_count(), 0);
+    assert_eq!(
+        sim.count_route("start"),
+        1_000,
+        "no retries, no extra calls"
+    );
+    let starts = successes(&sim, "start");
+    assert!(ids.iter().all(|id| starts.get(id) == Some(&1)));
+    assert_eq!(sim.count_in_state(APP, "started"), 1_000);
+    let first = sim.connections();
+    assert!(
+        first.accepted <= 1_001,
+        "one connection per call at most: {first:?}"
+    );
+
+    // The next tick finds the connections in the client's pool. A few may have been lost in the
+    // first burst (hyper-util's pool can hand a new connection to a request that has just
+    // stopped waiting for it, and then drops it): at least 99 % are reused.
+    let t = plain_tick(&cl, &started(0), &Policy::default()).await;
+    assert_eq!(t.report.stats().stop.ok, 1_000);
+    assert_eq!(sim.rate_limited_count(), 0);
+    let second = sim.connections();
+    assert!(
+        second.accepted - first.accepted <= 10,
+        "the second tick reused the connections: {first:?} then {second:?}"
+    );
+}
+
+/// The same burst over TLS, where the client picks HTTP/2 through ALPN: the tick's list learns
+/// the protocol on one connection, the 1 000 starts share the client's ten HTTP/2 connections
+/// (`ClientConfig::http2_connections`), and no 429 comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_starts_over_http2_share_ten_connections() {
+    let mut cfg = SimConfig::instant();
+    cfg.faults.latency_ms = 20;
+    let sim = Simulator::start_tls(cfg).await.expect("simulator starts");
+    sim.add_app("acme", APP);
+    for _ in 0..1_000 {
+        sim.add_machine(APP, MachineSpec::new().state("stopped"));
+    }
+    let mut cc = ClientConfig::new(sim.token());
+    cc.machines_base_url = sim.base_url();
+    cc.graphql_base_url = sim.base_url();
+    cc.tls_root_certificates_der = vec![sim.tls_certificate_der().expect("TLS").to_vec()];
+    let cl = Client::new(cc).expect("valid client config");
+
+    let t = plain_tick(&cl, &started(1_000), &Policy::default()).await;
+
+    assert_eq!(t.report.stats().start.ok, 1_000);
+    assert_eq!(sim.rate_limited_count(), 0);
+    assert_eq!(sim.count_route("start"), 1_000);
+    let c = sim.connections();
+    assert_eq!((c.accepted, c.tls_h2, c.tls_http1), (11, 11, 0), "{c:?}");
+}
+
 /// 120 stopped machines, target 100 started; 30 % of start calls answer 500 and 30 % answer 429.
 /// Ticks converge to exactly 100 started, the started count never exceeds 100, and no machine
 /// is started twice.

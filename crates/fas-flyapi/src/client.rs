@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -27,6 +27,7 @@ use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -54,8 +55,113 @@ fn call_budget(
 
 type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The client's connections: HTTP/1.1, or HTTP/2 when TLS negotiates it through ALPN.
+///
+/// - `auto` offers `h2` and `http/1.1` through ALPN (plain `http://` is HTTP/1.1). Over HTTP/1.1
+///   it opens one connection per call in flight and keeps up to
+///   [`ClientConfig::pool_max_idle_per_host`] of them idle for
+///   [`ClientConfig::pool_idle_timeout`], so that the next tick reuses them.
+/// - Once a server has answered over HTTP/2, its calls go to the `h2` pools in turn instead:
+///   HTTP/2 only, one connection per host each, opened by the first call while the others wait
+///   for it. Several connections because a server caps the streams of one
+///   (`SETTINGS_MAX_CONCURRENT_STREAMS`) and hyper queues the calls beyond the cap rather than
+///   opening another connection. Only after a first answer: while the protocol is unknown,
+///   every call of a burst would open its own TLS connection to learn it.
+/// - A transport error in an `h2` pool sends that API's calls back to `auto` until the next
+///   HTTP/2 answer, so a server that stops offering HTTP/2 costs one failed call.
+struct Transport {
+    auto: Http,
+    h2: Vec<Http>,
+    next_h2: AtomicUsize,
+    /// Per API ([`ApiKind`]): the server answered over HTTP/2.
+    speaks_h2: [AtomicBool; 2],
+}
+
+impl Transport {
+    fn new(cfg: &ClientConfig) -> Result<Transport, Error> {
+        let bad_tls = |message: String| Error::InvalidConfig {
+            field: "tls",
+            message,
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad_tls(e.to_string()))?;
+        let tls = if cfg.tls_root_certificates_der.is_empty() {
+            versions.with_webpki_roots().with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in &cfg.tls_root_certificates_der {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| bad_tls(format!("a root certificate is not usable: {e}")))?;
+            }
+            versions.with_root_certificates(roots).with_no_client_auth()
+        };
+        let pool = |h2_only: bool| {
+            let mut connector = HttpConnector::new();
+            connector.enforce_http(false);
+            connector.set_connect_timeout(Some(cfg.connect_timeout));
+            connector.set_nodelay(true);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http();
+            let https = if h2_only {
+                https.enable_http2().wrap_connector(connector)
+            } else {
+                https
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(connector)
+            };
+            HyperClient::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(cfg.pool_idle_timeout)
+                .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+                .http2_only(h2_only)
+                .build(https)
+        };
+        Ok(Transport {
+            auto: pool(false),
+            h2: (0..cfg.http2_connections.max(1))
+                .map(|_| pool(true))
+                .collect(),
+            next_h2: AtomicUsize::new(0),
+            speaks_h2: [AtomicBool::new(false), AtomicBool::new(false)],
+        })
+    }
+
+    /// Sends one request through the right pool and learns the server's protocol.
+    async fn request(
+        &self,
+        api: ApiKind,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        let speaks_h2 = &self.speaks_h2[match api {
+            ApiKind::Machines => 0,
+            ApiKind::GraphQl => 1,
+        }];
+        if speaks_h2.load(Ordering::Relaxed) {
+            let i = self.next_h2.fetch_add(1, Ordering::Relaxed) % self.h2.len();
+            let resp = self.h2[i].request(req).await;
+            if resp.is_err() {
+                speaks_h2.store(false, Ordering::Relaxed);
+            }
+            resp
+        } else {
+            let resp = self.auto.request(req).await?;
+            if resp.version() == http::Version::HTTP_2 {
+                speaks_h2.store(true, Ordering::Relaxed);
+            }
+            Ok(resp)
+        }
+    }
+}
+
 /// A Fly Machines API + GraphQL client. Cheap to clone (an `Arc` inside), `Send + Sync`.
-/// Connections are pooled and reused (HTTP/1.1, or HTTP/2 when TLS negotiates it).
+/// Connections are pooled and reused across calls and ticks (HTTP/1.1, or HTTP/2 when TLS
+/// negotiates it through ALPN); see [`ClientConfig::http2_connections`] and
+/// [`ClientConfig::pool_max_idle_per_host`].
 ///
 /// # Time bound of a call
 ///
@@ -72,7 +178,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: Http,
+    http: Transport,
     machines_base: String,
     graphql_url: String,
     flaps_auth: HeaderValue,
@@ -196,24 +302,7 @@ impl Client {
             });
         }
 
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::InvalidConfig {
-                field: "tls",
-                message: e.to_string(),
-            })?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(connector);
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+        let http = Transport::new(&cfg)?;
 
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -382,14 +471,15 @@ impl Client {
 
         let t0 = Instant::now();
         let exchange = async {
-            let resp = inner
-                .http
-                .request(http_req)
-                .await
-                .map_err(|e| Error::Transport {
-                    connect: e.is_connect(),
-                    source: Box::new(e),
-                })?;
+            let resp =
+                inner
+                    .http
+                    .request(req.api, http_req)
+                    .await
+                    .map_err(|e| Error::Transport {
+                        connect: e.is_connect(),
+                        source: Box::new(e),
+                    })?;
             let (parts, body) = resp.into_parts();
             let bytes = Limited::new(body, MAX_BODY)
                 .collect()
@@ -661,6 +751,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn connection_set_up_is_validated() {
+        let mut cfg = ClientConfig::new("t");
+        cfg.http2_connections = 0;
+        let client = Client::new(cfg.clone()).unwrap();
+        assert_eq!(client.inner.http.h2.len(), 1, "0 is treated as 1");
+        cfg.http2_connections = 3;
+        assert_eq!(Client::new(cfg.clone()).unwrap().inner.http.h2.len(), 3);
+        cfg.tls_root_certificates_der = vec![b"not a certificate".to_vec()];
+        assert!(matches!(
+            Client::new(cfg),
+            Err(Error::InvalidConfig { field: "tls", .. })
+        ));
     }
 
     #[test]

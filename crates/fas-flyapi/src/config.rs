@@ -41,6 +41,27 @@ pub struct ClientConfig {
     /// Maximum number of GraphQL pages fetched by [`crate::Client::org_apps`] (default 50,
     /// i.e. 10 000 apps at 200 per page).
     pub max_graphql_pages: usize,
+    /// HTTP/2 connections per host (default 10; 0 is treated as 1), used once the server has
+    /// answered over HTTP/2 (negotiated through ALPN over TLS); the calls go to them in turn.
+    ///
+    /// One HTTP/2 connection multiplexes many calls, but a server caps its streams
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`: hyper's default 200, Go's 250, at least 100 per RFC
+    /// 9113's advice) and hyper queues the calls beyond the cap instead of opening a second
+    /// connection; ten connections carry 1 000 calls at once even at 100 streams each. Plain
+    /// HTTP/1.1 (`http://_api.internal:4280`, the simulator) does not use them: each call in
+    /// flight holds its own pooled connection.
+    pub http2_connections: usize,
+    /// Idle connections kept per host in a pool, for reuse by the next calls and ticks
+    /// (default 1 024): at least as many as the executor's calls in flight,
+    /// so that an HTTP/1.1 round of a thousand calls finds its connections open the next tick.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept (default 90 s, longer than the default 15 s
+    /// interval, so each tick reuses the previous tick's connections).
+    pub pool_idle_timeout: Duration,
+    /// Trust anchors (DER certificates) for TLS. Empty (the default): Mozilla's roots
+    /// (webpki-roots), as for `api.machines.dev`. Not empty: these certificates only, e.g. a
+    /// private CA or a test server such as the simulator's TLS mode.
+    pub tls_root_certificates_der: Vec<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -56,6 +77,10 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             rate_limit: RateLimitPolicy::default(),
             max_graphql_pages: 50,
+            http2_connections: 10,
+            pool_max_idle_per_host: 1_024,
+            pool_idle_timeout: Duration::from_secs(90),
+            tls_root_certificates_der: Vec::new(),
         }
     }
 }
@@ -200,5 +225,9 @@ mod tests {
         assert_eq!(cfg.retry.max_attempts, 4);
         assert_eq!(cfg.rate_limit.get, Rate::new(4.5, 10));
         assert_eq!(cfg.rate_limit.action, Rate::new(0.9, 3));
+        assert_eq!(cfg.http2_connections, 10);
+        assert_eq!(cfg.pool_max_idle_per_host, 1_024);
+        assert_eq!(cfg.pool_idle_timeout, Duration::from_secs(90));
+        assert!(cfg.tls_root_certificates_der.is_empty());
     }
 }

@@ -63,7 +63,10 @@
 //! - **Inspection**: [`Simulator::machines`], [`Simulator::count_in_state`], [`Simulator::request_log`]
 //!   (method, path, query, body, status, route, time), [`Simulator::count_route`],
 //!   [`Simulator::count_for_machine`], [`Simulator::peak_started`] (computed in time order even when the clock
-//!   jumps), [`Simulator::rate_limited_count`].
+//!   jumps), [`Simulator::rate_limited_count`], [`Simulator::connections`] (connections accepted, and over TLS
+//!   the protocol chosen).
+//! - **TLS** ([`Simulator::start_tls`]): a self-signed certificate made at start and ALPN offering `h2` and
+//!   `http/1.1`, so a client's HTTP/2 path can be exercised; plain HTTP (the default) serves HTTP/1.1 and h2c.
 //!
 //! # Standalone binary
 //! `fas-flysim --listen 127.0.0.1:4280 --scenario FILE.json` serves a [`Scenario`] (config toggles, orgs, apps
@@ -101,6 +104,7 @@
 
 mod api;
 mod config;
+mod conn;
 mod graphql;
 mod scenario;
 mod server;
@@ -112,6 +116,7 @@ pub use config::{
     Bucket, DEFAULT_TOKEN, DurRange, FaultKind, FaultMatch, Faults, Outcomes, RandomFault,
     RateLimits, ScriptedFault, SimConfig, Timing,
 };
+pub use conn::ConnectionStats;
 pub use scenario::{Scenario, ScenarioApp, ScenarioMachines};
 pub use sim::{DEFAULT_IMAGE, MachineSpec, Simulator};
 pub use world::{LoggedRequest, SimMachine};

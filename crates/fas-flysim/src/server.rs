@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{FaultKind, FaultMatch};
+use crate::conn::Counters;
 use crate::world::{LoggedRequest, World};
 use crate::{Error, api, graphql};
 
@@ -26,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) world: Mutex<World>,
     /// Woken after every mutation, so `wait` requests re-check.
     pub(crate) notify: Notify,
+    /// Connections accepted (see [`crate::Simulator::connections`]).
+    pub(crate) conns: Counters,
 }
 
 impl Shared {
@@ -228,11 +232,13 @@ impl Route {
     }
 }
 
-/// Accept connections until `shutdown` changes.
+/// Accept connections until `shutdown` changes; with `tls`, each connection is a TLS one whose
+/// protocol (HTTP/2 or HTTP/1.1) the client chose through ALPN.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         tokio::select! {
@@ -245,20 +251,45 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
+                shared.conns.accepted();
+                // As real servers do: without it, an HTTP/2 response written as two frames
+                // waits for the client's delayed ACK (40 ms on Linux) between them.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "flysim could not set TCP_NODELAY");
+                }
                 let shared = shared.clone();
-                let mut sd = shutdown.clone();
+                let sd = shutdown.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(shared.clone(), req));
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = sd.changed() => {}
+                    let Some(acceptor) = tls else {
+                        return serve_connection(stream, shared, sd).await;
+                    };
+                    match acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            shared.conns.tls_handshake(stream.get_ref().1.alpn_protocol());
+                            serve_connection(stream, shared, sd).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "flysim TLS handshake failed"),
                     }
                 });
             }
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// Serves one connection (HTTP/1.1, or HTTP/2 when the client speaks it) until it closes or the
+/// simulator shuts down.
+async fn serve_connection<I>(io: I, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(shared.clone(), req));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        _ = conn => {}
+        _ = shutdown.changed() => {}
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{RandomFault, ScriptedFault, SimConfig};
+use crate::conn::{ConnectionStats, Counters, Tls};
 use crate::server::{self, Shared};
 use crate::world::{LoggedRequest, NewMachine, SimMachine, World};
 
@@ -128,6 +129,8 @@ pub struct Simulator {
     token: String,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// The self-signed certificate (DER) when serving TLS.
+    tls_certificate: Option<Vec<u8>>,
 }
 
 impl Simulator {
@@ -138,21 +141,44 @@ impl Simulator {
 
     /// Start on the given address.
     pub async fn start_on(addr: SocketAddr, cfg: SimConfig) -> std::io::Result<Simulator> {
+        Simulator::start_with(addr, cfg, None).await
+    }
+
+    /// Start on `127.0.0.1:0` over TLS, offering HTTP/2 and HTTP/1.1 through ALPN like the public
+    /// Machines API: the client picks. The certificate is self-signed for `localhost` and
+    /// `127.0.0.1`, made at start; a client must trust [`Simulator::tls_certificate_der`].
+    /// [`Simulator::base_url`] is then `https://127.0.0.1:PORT`.
+    pub async fn start_tls(cfg: SimConfig) -> std::io::Result<Simulator> {
+        let tls = Tls::new()?;
+        Simulator::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), cfg, Some(tls)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        cfg: SimConfig,
+        tls: Option<Tls>,
+    ) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let token = cfg.token.clone();
         let shared = Arc::new(Shared {
             world: Mutex::new(World::new(cfg)),
             notify: Notify::new(),
+            conns: Counters::default(),
         });
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, shared.clone(), rx));
+        let (acceptor, tls_certificate) = match tls {
+            Some(t) => (Some(t.acceptor), Some(t.certificate_der)),
+            None => (None, None),
+        };
+        let task = tokio::spawn(server::serve(listener, shared.clone(), rx, acceptor));
         Ok(Simulator {
             shared,
             addr,
             token,
             shutdown: tx,
             task: Mutex::new(Some(task)),
+            tls_certificate,
         })
     }
 
@@ -165,9 +191,21 @@ impl Simulator {
         }
     }
 
-    /// `http://127.0.0.1:PORT`: the Machines API is at `{base}/v1/…`, GraphQL at `{base}/graphql`.
+    /// `http://127.0.0.1:PORT` (`https://` when started with [`Simulator::start_tls`]): the
+    /// Machines API is at `{base}/v1/…`, GraphQL at `{base}/graphql`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The self-signed certificate (DER) of a simulator started with [`Simulator::start_tls`], the
+    /// one trust anchor its clients need; `None` for plain HTTP.
+    pub fn tls_certificate_der(&self) -> Option<&[u8]> {
+        self.tls_certificate.as_deref()
     }
 
     /// The bound address.
@@ -456,6 +494,11 @@ impl Simulator {
     /// serving it).
     pub fn injected_faults(&self) -> std::collections::BTreeMap<String, usize> {
         self.shared.lock().injected.clone()
+    }
+
+    /// Connections accepted so far: how many a client opened, and over TLS which protocol it chose.
+    pub fn connections(&self) -> ConnectionStats {
+        self.shared.conns.snapshot()
     }
 
     /// Number of 429 responses returned.

@@ -1,4 +1,4 @@
-//! The executor: applies a [`Plan`] through [`MachineOps`] with bounded concurrency.
+//! The executor: applies a [`Plan`] through [`MachineOps`], every action at once up to a bound.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -131,16 +131,19 @@ pub struct ExecPolicy {
 }
 
 impl ExecPolicy {
-    /// Default concurrency: 50.
+    /// Default concurrency: 1 000, a safety bound rather than a pacing choice.
     ///
     /// Fly's budget is per action and per machine (1/s, burst 3), so calls on distinct machines
-    /// do not share a bucket and more calls in flight cause no 429. A tick's duration is about
-    /// `latency × (1 + ⌈actions / concurrency⌉)`: 50 in flight starts 100 machines in three round
-    /// trips (measured 32 × faster than sequential at 100 ms latency, see `docs/planner.md`),
-    /// while bounding the connections one app's tick opens over HTTP/1 (HTTP/2 to
-    /// `api.machines.dev` multiplexes them on one). Creates share one per-app bucket and are
-    /// capped per tick ([`crate::ActionLimits`]); the client's own rate limiter paces them.
-    pub const DEFAULT_CONCURRENCY: usize = 50;
+    /// do not share a bucket and more calls in flight cause no 429: every action of a plan of up
+    /// to 1 000 actions goes out at once, and the plan takes one round trip. The client's own
+    /// token buckets still pace repeated calls on one machine, and creates, which share one
+    /// per-app bucket, are capped per tick ([`crate::ActionLimits`]) and paced by the client.
+    ///
+    /// The bound keeps a runaway plan from opening an unbounded number of sockets: over HTTP/2
+    /// the calls share a few multiplexed connections, but over plain HTTP/1.1 each call in
+    /// flight holds one connection (and one file descriptor), kept in the client's pool for the
+    /// next tick. See "Executor" in `docs/planner.md`.
+    pub const DEFAULT_CONCURRENCY: usize = 1_000;
 
     /// One call at a time, in plan order (reproduces the Go reconciler).
     pub const fn sequential() -> ExecPolicy {

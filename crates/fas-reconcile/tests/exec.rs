@@ -150,14 +150,74 @@ async fn bounded_concurrency_is_respected() {
     assert_eq!(fake.start.unwrap().elapsed(), Duration::from_secs(5));
 }
 
+/// A plan of 1 000 starts (plus spares) under the default policy goes out in one round: all
+/// 1 000 calls are in flight at once, and with 100 ms per call the plan ends after one latency.
 #[tokio::test(start_paused = true)]
-async fn default_policy_runs_fifty_at_once() {
-    let fake = Fake::new();
-    let all = ids(120);
+async fn default_policy_sends_a_thousand_actions_in_one_round() {
+    let mut fake = Fake::new();
+    fake.default_delay = Duration::from_millis(100);
+    let all = ids(1_200);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let plan = plan_of(PlanKind::Start, starts(&refs), vec![]);
-    execute(&fake, &plan, &ExecPolicy::default(), std::future::pending()).await;
-    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 50);
+    let (planned, spares) = refs.split_at(1_000);
+    let plan = plan_of(PlanKind::Start, starts(planned), starts(spares));
+    let report = execute(&fake, &plan, &ExecPolicy::default(), std::future::pending()).await;
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 1_000);
+    assert_eq!(fake.start.unwrap().elapsed(), Duration::from_millis(100));
+    assert_eq!(report.stats().start.ok, 1_000);
+    assert_eq!(report.outcomes.len(), 1_000, "no spare called in");
+    for (o, p) in report.outcomes.iter().zip(&plan.actions) {
+        assert_eq!(o.action, p.action, "plan order");
+    }
+    // Every call was launched at once, in plan order.
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1_000);
+    assert!(calls.iter().all(|(_, at)| at.is_zero()));
+    let want: Vec<String> = planned.iter().map(|id| format!("start {id}")).collect();
+    assert_eq!(fake.calls(), want);
+}
+
+/// Above the bound, the rest waits for a free slot: 1 001 actions take two rounds.
+#[tokio::test(start_paused = true)]
+async fn the_default_bound_holds_beyond_a_thousand_actions() {
+    let mut fake = Fake::new();
+    fake.default_delay = Duration::from_millis(100);
+    let all = ids(ExecPolicy::DEFAULT_CONCURRENCY + 1);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let stops = refs.iter().map(|id| Action::Stop { id: (*id).into() });
+    let plan = plan_of(PlanKind::Stop, stops.collect(), vec![]);
+    let report = execute(&fake, &plan, &ExecPolicy::default(), std::future::pending()).await;
+    assert_eq!(
+        fake.max_in_flight.load(Ordering::SeqCst),
+        ExecPolicy::DEFAULT_CONCURRENCY
+    );
+    assert_eq!(fake.start.unwrap().elapsed(), Duration::from_millis(200));
+    assert_eq!(report.stats().stop.ok as usize, all.len());
+}
+
+/// Spares of a one-round plan: the failed starts call in spares as they answer, so a plan of
+/// 1 000 with 10 failures ends after two latencies with exactly 1 000 successes.
+#[tokio::test(start_paused = true)]
+async fn failures_in_a_thousand_action_round_call_in_spares() {
+    let mut fake = Fake::new();
+    fake.default_delay = Duration::from_millis(100);
+    let all = ids(1_050);
+    for id in all.iter().step_by(100).take(10) {
+        fake.fail.insert(id.clone());
+    }
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let (planned, spares) = refs.split_at(1_000);
+    let plan = plan_of(PlanKind::Start, starts(planned), starts(spares));
+    let report = execute(&fake, &plan, &ExecPolicy::default(), std::future::pending()).await;
+    let s = report.stats();
+    assert_eq!((s.start.ok, s.start.failed), (1_000, 10));
+    assert_eq!(fake.start.unwrap().elapsed(), Duration::from_millis(200));
+    let spare_ids: Vec<&str> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.spare)
+        .filter_map(|o| o.action.machine_id())
+        .collect();
+    assert_eq!(spare_ids, &spares[..10], "spares in spare order");
 }
 
 #[tokio::test(start_paused = true)]
