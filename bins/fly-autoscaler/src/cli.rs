@@ -17,6 +17,7 @@ use fas_flyapi::{Client, ClientConfig};
 use secrecy::ExposeSecret as _;
 
 use crate::config::{self, CollectorConfig, Config, LogFormat, Purpose, Sources};
+use crate::reload::{Reload as _, Reloader};
 use crate::report::error_chain;
 use crate::tick::{self, Reconciler};
 use crate::trigger::Triggers;
@@ -122,10 +123,21 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let (reconciler, listener) = prepare(config).await?;
     let triggers = Arc::new(Triggers::new());
-    let endpoints = telemetry::Endpoints::new(handle, triggers.clone(), &reconciler);
+    let mut endpoints = telemetry::Endpoints::new(handle, triggers.clone(), &reconciler);
+    let reloader = Arc::new(Reloader::new(
+        sources,
+        reconciler.clone(),
+        endpoints.trigger_token.clone(),
+    ));
+    endpoints.reload = Some(reloader.clone());
     let metrics = tokio::spawn(telemetry::serve(listener, endpoints, shutdown.clone()));
     let loop_task = tokio::spawn(schedule::run_with(reconciler, triggers, shutdown.clone()));
-    signals.wait().await?;
+    let mut signals = signals;
+    while signals.wait().await? == Signal::Reload {
+        // Validated in full first; on any problem the running configuration stays.
+        let reloader = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+    }
     info!(grace = ?SHUTDOWN_GRACE, "shutting down: no new work; letting calls in flight finish");
     shutdown.cancel();
     match tokio::time::timeout(SHUTDOWN_GRACE, loop_task).await {
@@ -193,10 +205,20 @@ pub fn build_reconciler(config: Config) -> anyhow::Result<Reconciler> {
     ))
 }
 
-/// SIGINT and SIGTERM handlers.
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT or SIGTERM: drain and exit.
+    Stop,
+    /// SIGHUP: reload the configuration.
+    Reload,
+}
+
+/// SIGINT, SIGTERM and SIGHUP handlers.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -205,15 +227,16 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 
-    async fn wait(mut self) -> anyhow::Result<()> {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-        Ok(())
+    async fn wait(&mut self) -> anyhow::Result<Signal> {
+        Ok(tokio::select! {
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod fly;
 pub mod http;
 pub mod ops;
 pub mod page;
+pub mod reload;
 pub mod report;
 pub mod schedule;
 pub mod status;

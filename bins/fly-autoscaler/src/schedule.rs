@@ -217,8 +217,9 @@ pub async fn run_with(
     triggers: Arc<Triggers>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let policy = LoopPolicy::of(reconciler.config());
-    let wildcard = reconciler.config().has_wildcard();
+    let mut policy = LoopPolicy::of(&reconciler.config());
+    let mut wildcard = reconciler.config().has_wildcard();
+    let mut generation = reconciler.generation();
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     let mut running: JoinSet<(String, Next)> = JoinSet::new();
     let mut refresh_at = Instant::now();
@@ -233,6 +234,16 @@ pub async fn run_with(
         "reconciliation loop started"
     );
     loop {
+        if reconciler.generation() != generation {
+            // A reload: the new timing applies from the next ticks; the app list is read again
+            // at once (the app name or organization may have changed).
+            generation = reconciler.generation();
+            let config = reconciler.config();
+            policy = LoopPolicy::of(&config);
+            wildcard = config.has_wildcard();
+            refresh_at = Instant::now();
+            info!(interval = ?policy.interval, concurrency = policy.concurrency, "the loop uses the reloaded configuration");
+        }
         let now = Instant::now();
         if now >= refresh_at {
             // Single-app mode lists nothing: the list is the configured name.

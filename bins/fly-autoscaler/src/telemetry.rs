@@ -15,11 +15,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::response;
+use crate::reload::{Reload, SharedToken};
 use crate::status::{Health, StatusBoard};
 use crate::trigger::Triggers;
 
@@ -185,8 +185,11 @@ pub struct Endpoints {
     pub metrics: PrometheusHandle,
     /// Where `POST /trigger` records the apps to wake (shared with the loop).
     pub triggers: Arc<Triggers>,
-    /// The bearer token of `/trigger`; `None` turns the endpoint off (404).
-    pub trigger_token: Option<SecretString>,
+    /// The bearer token of `/trigger` and `/-/reload`; `None` turns both off (404). A reload
+    /// replaces it.
+    pub trigger_token: SharedToken,
+    /// What `POST /-/reload` runs; `None`: 404.
+    pub reload: Option<Arc<dyn Reload>>,
     /// The decision record and the loop's liveness.
     pub board: Arc<StatusBoard>,
     /// `/healthz` answers 503 when the loop completed nothing for this long
@@ -209,7 +212,8 @@ impl Endpoints {
         Endpoints {
             metrics,
             triggers,
-            trigger_token: config.trigger_token.clone(),
+            trigger_token: SharedToken::new(config.trigger_token.clone()),
+            reload: None,
             board: reconciler.board().clone(),
             stuck_after: config.interval * 3 + config.timeout,
             since: tokio::time::Instant::now(),
@@ -239,6 +243,36 @@ pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: Cancel
     })
     .await;
     upkeep.abort();
+}
+
+/// `POST /-/reload`: the trigger's bearer token; 200 with the new configuration's warnings, or
+/// 422 with every problem (the running configuration stays).
+fn reload(req: &Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
+    let (Some(token), Some(reloader)) = (endpoints.trigger_token.get(), &endpoints.reload) else {
+        return response(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+    };
+    if req.method() != hyper::Method::POST {
+        return response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n");
+    }
+    let header = req.headers().get(hyper::header::AUTHORIZATION);
+    if !crate::trigger::authorized(header.map(|h| h.as_bytes()), &token) {
+        return response(
+            StatusCode::UNAUTHORIZED,
+            "application/json",
+            "{\"error\":\"missing or wrong bearer token\"}\n",
+        );
+    }
+    let (status, body) = match reloader.reload() {
+        Ok(warnings) => (
+            StatusCode::OK,
+            serde_json::json!({"result": "ok", "warnings": warnings}),
+        ),
+        Err(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"result": "error", "problems": problems}),
+        ),
+    };
+    response(status, "application/json", format!("{body}\n"))
 }
 
 fn health_response(health: Health) -> Response<Full<Bytes>> {
@@ -298,9 +332,10 @@ async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<B
             }
         }
         "/trigger" => {
-            let token = endpoints.trigger_token.as_ref();
-            crate::trigger::handle(req, &endpoints.triggers, token).await
+            let token = endpoints.trigger_token.get();
+            crate::trigger::handle(req, &endpoints.triggers, token.as_ref()).await
         }
+        "/-/reload" => reload(&req, endpoints),
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

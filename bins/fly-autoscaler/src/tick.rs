@@ -3,7 +3,8 @@
 //! [`crate::schedule::decide`]; this module never sleeps or schedules.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -203,13 +204,24 @@ struct ReleaseView {
     status: HashMap<String, Option<String>>,
 }
 
-/// The reconciler of every app: the configuration, the Fly API seam, the collectors and what is
-/// remembered per app between ticks.
+/// What a configuration reload replaces as one: the configuration and the clients built from it.
+/// A tick takes one snapshot at its start and keeps it to its end.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The Fly API seam.
+    pub fly: Arc<dyn Fly>,
+    /// The collectors.
+    pub collectors: Vec<Arc<dyn Collector>>,
+}
+
+/// The reconciler of every app: the configuration, the Fly API seam, the collectors (swapped as
+/// one by a reload) and what is remembered per app between ticks (kept across reloads).
 #[derive(Debug)]
 pub struct Reconciler {
-    config: Arc<Config>,
-    fly: Arc<dyn Fly>,
-    collectors: Vec<Arc<dyn Collector>>,
+    runtime: RwLock<Arc<Runtime>>,
+    generation: AtomicU64,
     apps: Mutex<HashMap<String, AppState>>,
     releases: Mutex<Option<ReleaseView>>,
     board: Arc<StatusBoard>,
@@ -223,9 +235,12 @@ impl Reconciler {
         collectors: Vec<Arc<dyn Collector>>,
     ) -> Self {
         Reconciler {
-            config,
-            fly,
-            collectors,
+            runtime: RwLock::new(Arc::new(Runtime {
+                config,
+                fly,
+                collectors,
+            })),
+            generation: AtomicU64::new(0),
             apps: Mutex::new(HashMap::new()),
             releases: Mutex::new(None),
             board: Arc::new(StatusBoard::new()),
@@ -243,21 +258,42 @@ impl Reconciler {
     fn listed_release(&self, app: &str) -> Option<Option<String>> {
         let view = self.releases.lock().unwrap_or_else(PoisonError::into_inner);
         let view = view.as_ref()?;
-        let fresh_for = self.config.interval + self.config.timeout;
+        let config = self.config();
+        let fresh_for = config.interval + config.timeout;
         if view.at.elapsed() > fresh_for {
             return None;
         }
         view.status.get(app).cloned()
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The current configuration and clients.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the configuration and clients (a reload). Ticks already running finish with the
+    /// old ones; per-app state (target history, recent creates, region cursor) is kept.
+    pub fn replace(&self, runtime: Runtime) {
+        *self.runtime.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(runtime);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many times [`Reconciler::replace`] ran (the loop re-reads its policy when it changes).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.runtime().config.clone()
     }
 
     /// The number of collectors.
     pub fn collector_count(&self) -> usize {
-        self.collectors.len()
+        self.runtime().collectors.len()
     }
 
     fn with_state<T>(&self, app: &str, f: impl FnOnce(&mut AppState) -> T) -> T {
@@ -269,7 +305,7 @@ impl Reconciler {
     /// never answer from a cache older than it (a push trigger; the ticks it wakes share one fresh
     /// grouped query).
     pub fn invalidate_collectors(&self) {
-        for c in &self.collectors {
+        for c in &self.runtime().collectors {
             c.invalidate();
         }
     }
@@ -311,10 +347,11 @@ impl Reconciler {
     ) -> Result<TickOutcome, TickError> {
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let deadline = started + self.config.timeout;
+        let rt = self.runtime();
+        let deadline = started + rt.config.timeout;
         let mut metric_records = BTreeMap::new();
         let result = self
-            .reconcile_inner(app, deadline, shutdown, &mut metric_records)
+            .reconcile_inner(&rt, app, deadline, shutdown, &mut metric_records)
             .await;
         let elapsed = started.elapsed();
         metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
@@ -355,15 +392,16 @@ impl Reconciler {
 
     async fn reconcile_inner(
         &self,
+        rt: &Runtime,
         app: &str,
         deadline: Instant,
         shutdown: &CancellationToken,
         metric_records: &mut BTreeMap<String, MetricRecord>,
     ) -> Result<TickOutcome, TickError> {
-        let cfg = &*self.config;
+        let cfg = &*rt.config;
         // Nothing has been changed yet: a shutdown abandons the reading at once.
         let (values, evaluated, listed) = tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.observe(app, metric_records)) => {
+            r = tokio::time::timeout_at(deadline, self.observe(rt, app, metric_records)) => {
                 r.unwrap_or(Err(TickError::Timeout(cfg.timeout)))?
             }
             () = shutdown.cancelled() => return Err(TickError::ShuttingDown),
@@ -383,7 +421,9 @@ impl Reconciler {
             // Against flapping: per-tick steps from the current counts, no scale-down in the
             // cooldown after a scale-up (a plan with a create or a start, recorded below).
             let current = fas_reconcile::Current::of(&machines, &policy);
-            let stabilized = state.behavior.adjust(&cfg.behavior, &stabilized, current, now);
+            let stabilized = state
+                .behavior
+                .adjust(&cfg.behavior, &stabilized, current, now);
             let mut plan = fas_reconcile::plan(&machines, &stabilized, &policy, state.cursor, now);
             state.behavior.record_plan(&plan, now);
             if !seen.all_failed.is_empty() {
@@ -416,7 +456,7 @@ impl Reconciler {
         }
 
         let ops = Bounded {
-            inner: self.fly.machine_ops(app, &listed),
+            inner: rt.fly.machine_ops(app, &listed),
             hard_deadline: deadline + IN_FLIGHT_GRACE,
         };
         let exec = cfg
@@ -453,12 +493,13 @@ impl Reconciler {
     /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
     /// acting and without touching the loop's per-app state (no stabilization history).
     pub async fn plan_once(&self, app: &str) -> Result<Plan, TickError> {
-        let (_, targets, listed) = self.observe(app, &mut BTreeMap::new()).await?;
+        let rt = self.runtime();
+        let (_, targets, listed) = self.observe(&rt, app, &mut BTreeMap::new()).await?;
         let machines: Vec<_> = listed.iter().map(to_domain).collect();
         Ok(fas_reconcile::plan(
             &machines,
             &targets,
-            &self.config.policy(),
+            &rt.config.policy(),
             RegionCursor::default(),
             SystemTime::now(),
         ))
@@ -467,6 +508,7 @@ impl Reconciler {
     /// Release check, metrics, targets and the machine list of one app.
     async fn observe(
         &self,
+        rt: &Runtime,
         app: &str,
         metric_records: &mut BTreeMap<String, MetricRecord>,
     ) -> Result<(BTreeMap<String, f64>, Targets, Vec<fas_flyapi::Machine>), TickError> {
@@ -481,7 +523,7 @@ impl Reconciler {
             }
             Some(_) => {}
             None => {
-                let release = self.fly.current_release(app).await;
+                let release = rt.fly.current_release(app).await;
                 if let Some(r) = release.map_err(|e| TickError::Release(Box::new(e)))?
                     && r.in_progress()
                 {
@@ -493,32 +535,33 @@ impl Reconciler {
             }
         }
 
-        let results = collect_each(&self.collectors, app).await;
+        let results = collect_each(&rt.collectors, app).await;
         // Each collector's `on-error` policy: a fallback value may stand in for a failure (logged,
         // counted, recorded with the error); any other failure fails the tick.
         let now = Instant::now();
         let decisions = self.with_state(app, |s| {
-            crate::fallback::decide_all(&self.config.on_error, &mut s.fallbacks, results, now)
+            crate::fallback::decide_all(&rt.config.on_error, &mut s.fallbacks, results, now)
         });
         let results = crate::fallback::record(app, decisions, metric_records);
         let values = values_or_error(results)?;
-        let targets = evaluate(&self.config, &values)?;
+        let targets = evaluate(&rt.config, &values)?;
         record_targets(app, &targets);
 
-        let listed = self.fly.list_machines(app).await;
+        let listed = rt.fly.list_machines(app).await;
         let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
         Ok((values, targets, listed))
     }
 
     /// The apps to reconcile: the configured name, or the org's apps matching the wildcard.
     pub async fn list_apps(&self) -> anyhow::Result<Vec<String>> {
-        let cfg = &*self.config;
+        let rt = self.runtime();
+        let cfg = &*rt.config;
         if !cfg.has_wildcard() {
             return Ok(vec![cfg.app_name.clone()]);
         }
         let org = cfg.org.as_deref().context("organization required")?;
         let pattern = wildcard_regex(&cfg.app_name)?;
-        let apps: Vec<AppInfo> = self
+        let apps: Vec<AppInfo> = rt
             .fly
             .org_apps(org)
             .await

@@ -21,7 +21,8 @@ async fn serve(token: Option<&str>) -> (std::net::SocketAddr, Arc<Triggers>, Can
     let endpoints = Endpoints {
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         triggers: triggers.clone(),
-        trigger_token: token.map(SecretString::from),
+        trigger_token: fly_autoscaler::reload::SharedToken::new(token.map(SecretString::from)),
+        reload: None,
         board: Arc::new(fly_autoscaler::status::StatusBoard::new()),
         stuck_after: std::time::Duration::from_secs(75),
         since: tokio::time::Instant::now(),
