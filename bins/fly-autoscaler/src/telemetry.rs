@@ -93,6 +93,7 @@ pub fn install_recorder(gauge_idle: Duration) -> anyhow::Result<PrometheusHandle
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
     describe();
+    register_go_counters();
     Ok(handle)
 }
 
@@ -134,6 +135,19 @@ fn describe() {
         CREATES_ALL_FAILED,
         "Batches of created machines that all ended failed"
     );
+}
+
+/// Exports the Go counters at 0 from the start, so that the first event of each series is seen by
+/// `increase()` and `rate()` (a series that appears with its first event has no earlier sample).
+fn register_go_counters() {
+    for status in ["create", "destroy", "start", "stop", "no_scale"] {
+        metrics::counter!(RECONCILE_COUNT, "status" => status).increment(0);
+    }
+    for name in [MACHINE_START_COUNT, MACHINE_STOP_COUNT] {
+        for status in ["ok", "failed"] {
+            metrics::counter!(name, "status" => status).increment(0);
+        }
+    }
 }
 
 /// Awaits one Fly API call, recording its latency and, when it failed, a failure.

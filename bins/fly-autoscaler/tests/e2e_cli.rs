@@ -215,6 +215,9 @@ async fn metrics_endpoint() {
     assert_eq!(get("fas_reconcile_count", &[("status", "start")]), 1.0);
     assert_eq!(get("fas_reconcile_count", &[("status", "stop")]), 1.0);
     assert!(get("fas_reconcile_count", &[("status", "no_scale")]) >= 3.0);
+    // Exported at 0 from the start, so that `increase()` sees the first create or destroy.
+    assert_eq!(get("fas_reconcile_count", &[("status", "create")]), 0.0);
+    assert_eq!(get("fas_reconcile_count", &[("status", "destroy")]), 0.0);
     assert_eq!(get("fas_machine_start_count", &[("status", "ok")]), 2.0);
     assert_eq!(get("fas_machine_stop_count", &[("status", "ok")]), 2.0);
     assert!(sample(&s, "fas_machine_start_count", &[("status", "failed")]).unwrap_or(0.0) == 0.0);
