@@ -267,7 +267,8 @@ pub fn eval_json(targets: &fas_reconcile::Targets) -> String {
     serde_json::to_string_pretty(&out).unwrap_or_default()
 }
 
-/// `eval`: collect once, evaluate, print JSON; no Machines API call is made.
+/// `eval`: collect once, evaluate, print JSON. The only Machines API call is a list, when an
+/// expression reads a machine-count variable.
 pub async fn eval(sources: Sources) -> anyhow::Result<()> {
     let config = load(&sources, Purpose::Eval)?;
     init_logging(config.log_format, config.verbose);
@@ -276,9 +277,55 @@ pub async fn eval(sources: Sources) -> anyhow::Result<()> {
     let values = tick::collect_all(&collectors, &config.app_name)
         .await
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    let targets = tick::evaluate(&config, &values).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let machines = match eval_counts_source(&config)? {
+        None => None,
+        Some(client) => {
+            let listed = crate::fly::Fly::list_machines(&client, &config.app_name)
+                .await
+                .with_context(|| format!("listing the machines of `{}`", config.app_name))?;
+            Some(listed.iter().map(crate::ops::to_domain).collect::<Vec<_>>())
+        }
+    };
+    let ctx = crate::context::context(&config, std::time::SystemTime::now(), machines.as_deref());
+    let targets =
+        tick::evaluate(&config, &values, &ctx).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     println!("{}", eval_json(&targets));
     Ok(())
+}
+
+/// The machine-count variables the configured expressions read (`started`, ...), sorted.
+pub fn count_variables_used(config: &Config) -> Vec<String> {
+    let mut used: Vec<String> = [&config.created, &config.started]
+        .into_iter()
+        .flatten()
+        .flat_map(|e| [e.min.variables(), e.max.variables()])
+        .flatten()
+        .filter(|v| fas_expr::COUNT_VARIABLES.contains(&v.as_str()))
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+/// For `eval`: the client to list machines with when an expression reads a machine count
+/// (`None`: no expression does), or an error naming the variables that cannot be provided
+/// without an API token.
+fn eval_counts_source(config: &Config) -> anyhow::Result<Option<Client>> {
+    let used = count_variables_used(config);
+    if used.is_empty() {
+        return Ok(None);
+    }
+    if config.api_token.is_none() {
+        anyhow::bail!(
+            "cannot evaluate the machine-count variables {}: they come from the machine list, \
+             which needs a Fly API token (set api-token or FAS_API_TOKEN)",
+            used.iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    build_client(config).map(Some)
 }
 
 /// `plan`: collect, evaluate, list and plan once for each app; print the plan; change nothing.

@@ -195,6 +195,9 @@ pub struct Config {
     /// Rules against flapping (`scale-up-max-step`, `scale-down-max-step`, `scale-down-cooldown`; default all
     /// off, the Go behaviour): applied after the window ([`fas_reconcile::BehaviorState`]).
     pub behavior: fas_reconcile::Behavior,
+    /// `timezone`: the zone of the calendar variables of expressions (`hour`, `minute`,
+    /// `weekday`, `day_of_month`); `None` is UTC.
+    pub timezone: Option<jiff::tz::TimeZone>,
     /// Fly API token; always `Some` for [`Purpose::Serve`].
     pub api_token: Option<SecretString>,
     /// Bearer token of `POST /trigger` (`trigger-token` / `FAS_TRIGGER_TOKEN`); without one the endpoint
@@ -244,6 +247,15 @@ impl Config {
             .iter()
             .map(|c| c.metric_name().to_owned())
             .collect()
+    }
+
+    /// Whether a count expression reads a machine-count variable (`started`, `stopped`,
+    /// `suspended`, `created`): then a tick lists the machines before it evaluates.
+    pub fn uses_counts(&self) -> bool {
+        [&self.created, &self.started]
+            .into_iter()
+            .flatten()
+            .any(|e| e.min.uses_counts() || e.max.uses_counts())
     }
 
     /// Whether `app_name` is a pattern (`*`), in which case apps are listed from `org`.

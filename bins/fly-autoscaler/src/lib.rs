@@ -8,6 +8,7 @@
 //! self-contained demo ([`demo`]).
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod creates;
 #[cfg(feature = "demo")]
 pub mod demo;

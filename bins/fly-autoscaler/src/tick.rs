@@ -1,4 +1,5 @@
-//! One tick of one app: observe (release check, metrics, list) → evaluate → stabilize → plan →
+//! One tick of one app: observe (release check, metrics, evaluate, list; the list before the
+//! metrics when an expression reads a machine count) → stabilize → plan →
 //! execute → report. What the loop does next is decided from its result by
 //! [`crate::schedule::decide`]; this module never sleeps or schedules.
 
@@ -123,15 +124,20 @@ pub async fn collect_each(
     .await
 }
 
-/// Evaluates the configured count expressions against collected values.
-pub fn evaluate(config: &Config, values: &BTreeMap<String, f64>) -> Result<Targets, TickError> {
+/// Evaluates the configured count expressions against collected values and the context
+/// variables ([`crate::context`]).
+pub fn evaluate(
+    config: &Config,
+    values: &BTreeMap<String, f64>,
+    ctx: &fas_expr::Context,
+) -> Result<Targets, TickError> {
     let bounds = |exprs: &Option<crate::config::CountExprs>,
                   min_key: &'static str,
                   max_key: &'static str|
      -> Result<Option<Bounds>, TickError> {
         let Some(e) = exprs else { return Ok(None) };
         let eval = |expr: &fas_expr::Expr, key: &'static str| {
-            expr.eval_count(values)
+            expr.eval_count_in(values, ctx)
                 .map_err(|source| TickError::Evaluate {
                     key,
                     source: Box::new(source),
@@ -535,6 +541,15 @@ impl Reconciler {
             }
         }
 
+        // An expression that reads a machine count needs the list before evaluation: list
+        // first. Otherwise the order (and the calls) of the Go version: metrics, then the list
+        // after evaluation (a failed collection costs no list call).
+        let counts_first = rt.config.uses_counts();
+        let listed = if counts_first {
+            Some(list(rt, app).await?)
+        } else {
+            None
+        };
         let results = collect_each(&rt.collectors, app).await;
         // Each collector's `on-error` policy: a fallback value may stand in for a failure (logged,
         // counted, recorded with the error); any other failure fails the tick.
@@ -544,11 +559,15 @@ impl Reconciler {
         });
         let results = crate::fallback::record(app, decisions, metric_records);
         let values = values_or_error(results)?;
-        let targets = evaluate(&rt.config, &values)?;
+        // The count variables come from this tick's list (only when an expression reads one).
+        let machines: Option<Vec<_>> = listed.as_ref().map(|l| l.iter().map(to_domain).collect());
+        let ctx = crate::context::context(&rt.config, SystemTime::now(), machines.as_deref());
+        let targets = evaluate(&rt.config, &values, &ctx)?;
         record_targets(app, &targets);
-
-        let listed = rt.fly.list_machines(app).await;
-        let listed = listed.map_err(|e| TickError::List(Box::new(e)))?;
+        let listed = match listed {
+            Some(listed) => listed,
+            None => list(rt, app).await?,
+        };
         Ok((values, targets, listed))
     }
 
@@ -582,6 +601,14 @@ impl Reconciler {
         });
         Ok(names)
     }
+}
+
+/// The app's machine list, or the tick's error.
+async fn list(rt: &Runtime, app: &str) -> Result<Vec<fas_flyapi::Machine>, TickError> {
+    rt.fly
+        .list_machines(app)
+        .await
+        .map_err(|e| TickError::List(Box::new(e)))
 }
 
 fn unix_now() -> f64 {

@@ -207,6 +207,11 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             |c| format!("{:?}", c.behavior.scale_down_cooldown),
         ),
         (
+            vec![("timezone", "FAS_TIMEZONE", "Europe/Paris")],
+            "Some(\"Europe/Paris\")",
+            |c| format!("{:?}", c.timezone.as_ref().and_then(|t| t.iana_name())),
+        ),
+        (
             vec![("api-token", "FAS_API_TOKEN", "FlyV1 fm2_abc")],
             "FlyV1 fm2_abc",
             |c| {

@@ -184,7 +184,7 @@ metric-collectors:
               - metric-collectors[3]: TLS needs both a certificate and a key: set metric-collectors[3].cert-data and metric-collectors[3].key-data together
               - metric-collectors[4].on-error: invalid on-error "never": expected skip, hold or value
               - metric-collectors[5].query: a query grouped by `app` cannot read ${APP_NAME}: it runs once for every app: drop the app filter and keep the label, e.g. sum by (app) (...), or remove metric-collectors[5].group-by
-              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: f, g, q, queue-depth, t
+              - max-created-machine-count: unknown variable `missing` in `q + missing`; known: created, day_of_month, f, g, hour, minute, q, queue-depth, started, stopped, suspended, t, weekday
               - cannot define started machine count and min/max started machine count: started-machine-count is set together with min-started-machine-count"#]],
     );
 }
@@ -197,7 +197,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors"#]],
+              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors"#]],
     );
     check(
         &[],
@@ -233,7 +233,7 @@ fn warnings_found_before_a_file_problem_are_kept() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors
+              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors
             warnings:
               - FILE:1: unset variable `NAME`: it expands to the empty string
               - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"#]],
@@ -263,5 +263,43 @@ fn warnings_of_a_valid_configuration() {
               - FAS_CONCURRENCY: invalid concurrency "0": must be at least 1; using 1, as the Go version does
               - FAS_PROMETHEUS_QUERY: unset variable `STAGE`: it expands to the empty string
               - FAS_INTERVALL: not a fly-autoscaler setting (ignored): did you mean FAS_INTERVAL?"#]],
+    );
+}
+
+#[test]
+fn a_metric_named_like_a_context_variable_and_an_unknown_time_zone() {
+    check(
+        &[
+            ("FAS_APP_NAME", "web"),
+            ("FAS_TIMEZONE", "Europe/Pariss"),
+            ("FAS_STARTED_MACHINE_COUNT", "started + 1"),
+            ("FAS_PROMETHEUS_ADDRESS", "http://prom:9090"),
+            ("FAS_PROMETHEUS_METRIC_NAME", "started"),
+            ("FAS_PROMETHEUS_QUERY", "sum(up)"),
+        ],
+        None,
+        Purpose::Eval,
+        expect![[r#"
+            invalid configuration:
+              - FAS_PROMETHEUS_METRIC_NAME: metric name clashes with a context variable of expressions "started": metric `started` would hide the context variable `started`; choose another metric-name (context variables: started, stopped, suspended, created, hour, minute, weekday, day_of_month; see docs/expressions.md)
+              - FAS_TIMEZONE: unknown time zone "Europe/Pariss": expected an IANA time zone name such as UTC or Europe/Paris"#]],
+    );
+}
+
+#[test]
+fn an_unknown_variable_lists_the_metrics_and_the_context_variables() {
+    check(
+        &[
+            ("FAS_APP_NAME", "web"),
+            ("FAS_STARTED_MACHINE_COUNT", "if hours > 8 { queue } else { 0 }"),
+            ("FAS_PROMETHEUS_ADDRESS", "http://prom:9090"),
+            ("FAS_PROMETHEUS_METRIC_NAME", "queue"),
+            ("FAS_PROMETHEUS_QUERY", "sum(queue)"),
+        ],
+        None,
+        Purpose::Eval,
+        expect![[r#"
+            invalid configuration:
+              - FAS_STARTED_MACHINE_COUNT: unknown variable `hours` in `if hours > 8 { queue } else { 0 }`; known: created, day_of_month, hour, minute, queue, started, stopped, suspended, weekday"#]],
     );
 }

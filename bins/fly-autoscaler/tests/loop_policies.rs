@@ -649,3 +649,85 @@ async fn on_error_value_scales_to_n_after_three_failures() {
         "recovered: the collected 1 is used again"
     );
 }
+
+/// Context variables: an expression that reads `started` lists the machines before it
+/// evaluates, and scales from the started count of this tick's list (`started + 1` while the
+/// load is high, `started` otherwise: no change).
+#[tokio::test(start_paused = true)]
+async fn a_count_variable_scales_from_started_and_lists_before_evaluating() {
+    let fly = FakeFly::new();
+    fly.add(
+        "app",
+        [
+            machine("m1", "started"),
+            machine("m2", "started"),
+            machine("m3", "stopped"),
+            machine("m4", "stopped"),
+        ],
+    );
+    let load = SetCollector::new("load", 0.9);
+    let r = reconciler(
+        &fly,
+        &load,
+        &[(
+            "FAS_STARTED_MACHINE_COUNT",
+            "if load > 0.8 { started + 1 } else { started }",
+        )],
+    );
+    let shutdown = CancellationToken::new();
+    let busy = r.reconcile("app", &shutdown).await.expect("tick");
+    assert_eq!(
+        busy.plan.targets.started.map(|b| (b.min, b.max)),
+        Some((3, 3))
+    );
+    assert_eq!(fly.calls_of("start", "app").len(), 1, "2 started + 1");
+    load.set(0.1);
+    let calm = r.reconcile("app", &shutdown).await.expect("tick");
+    assert_eq!(
+        calm.plan.targets.started.map(|b| (b.min, b.max)),
+        Some((3, 3))
+    );
+    assert!(calm.plan.actions.is_empty(), "{:?}", calm.plan.actions);
+
+    // The list comes before the collection: a failed collection still made its list call.
+    load.fail(true);
+    let before = fly.calls_of("list", "app").len();
+    let err = r
+        .reconcile("app", &shutdown)
+        .await
+        .expect_err("collection fails");
+    assert!(matches!(err, TickError::Collect { .. }), "{err}");
+    assert_eq!(fly.calls_of("list", "app").len(), before + 1);
+}
+
+/// Without a count variable (a calendar variable is not one) a tick keeps today's calls in
+/// today's order: release, then the list after the metrics; a failed collection makes no list
+/// call.
+#[tokio::test(start_paused = true)]
+async fn without_count_variables_the_calls_keep_their_order() {
+    let fly = FakeFly::new();
+    fly.add("app", [machine("m1", "started"), machine("m2", "stopped")]);
+    let load = SetCollector::new("load", 2.0);
+    let r = reconciler(
+        &fly,
+        &load,
+        &[(
+            "FAS_STARTED_MACHINE_COUNT",
+            "max(load, if hour >= 0 && weekday < 7 { 1 } else { 0 })",
+        )],
+    );
+    let shutdown = CancellationToken::new();
+    r.reconcile("app", &shutdown).await.expect("tick");
+    let ops: Vec<&str> = fly.calls().iter().map(|c| c.op).collect();
+    assert_eq!(ops, ["release", "list", "start"]);
+    load.fail(true);
+    r.reconcile("app", &shutdown)
+        .await
+        .expect_err("collection fails");
+    let ops: Vec<&str> = fly.calls().iter().map(|c| c.op).collect();
+    assert_eq!(
+        ops,
+        ["release", "list", "start", "release"],
+        "no list after a failed collection"
+    );
+}

@@ -82,6 +82,7 @@
 #![deny(missing_docs)]
 
 mod check;
+mod context;
 mod count;
 mod engine;
 mod error;
@@ -93,6 +94,9 @@ use std::sync::Arc;
 
 use rhai::{AST, Caches, Dynamic, ImmutableString, OptimizationLevel, ParseError, Scope};
 
+pub use context::{
+    COUNT_VARIABLES, Calendar, Context, MachineCounts, TIME_VARIABLES, is_context_variable,
+};
 pub use count::to_count;
 
 // The Rust examples of the user guide run as doctests.
@@ -232,6 +236,21 @@ impl Expr {
         self.inner.vars.iter().map(|v| v.to_string()).collect()
     }
 
+    /// Whether the expression reads a machine-count variable ([`COUNT_VARIABLES`]): then the
+    /// machine list must be read before it is evaluated.
+    ///
+    /// ```
+    /// assert!(fas_expr::Expr::compile("if cpu > 0.8 { started + 1 } else { started }")?.uses_counts());
+    /// assert!(!fas_expr::Expr::compile("if hour >= 8 { 2 } else { 0 }")?.uses_counts());
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn uses_counts(&self) -> bool {
+        self.inner
+            .vars
+            .iter()
+            .any(|v| COUNT_VARIABLES.contains(&v.as_str()))
+    }
+
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.inner.src
@@ -340,6 +359,29 @@ impl Expr {
     pub fn eval_count(&self, vars: &BTreeMap<String, f64>) -> Result<u32, ExprError> {
         to_count(self.eval(vars)?)
     }
+
+    /// [`Expr::eval_count`] with the context variables ([`Context`]) besides the metrics. A
+    /// metric never shares a context variable's name (a configuration error), so the order of
+    /// the lookups does not matter; a context variable the context lacks is
+    /// [`ExprError::MissingVariable`].
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use fas_expr::{Context, Expr, MachineCounts};
+    /// let expr = Expr::compile("if cpu > 0.8 { started + 1 } else { started }")?;
+    /// let ctx = Context { counts: Some(MachineCounts { started: 3, ..Default::default() }), calendar: None };
+    /// let busy = BTreeMap::from([("cpu".to_string(), 0.9)]);
+    /// assert_eq!(expr.eval_count_in(&busy, &ctx)?, 4);
+    /// assert!(expr.eval_count_in(&busy, &Context::default()).is_err());
+    /// # Ok::<(), fas_expr::ExprError>(())
+    /// ```
+    pub fn eval_count_in(
+        &self,
+        vars: &BTreeMap<String, f64>,
+        ctx: &Context,
+    ) -> Result<u32, ExprError> {
+        to_count(self.eval_with(|name| vars.get(name).copied().or_else(|| ctx.get(name)))?)
+    }
 }
 
 /// Per-thread evaluation state, reused across evaluations.
@@ -357,4 +399,105 @@ fn syntax_error(src: &str, err: &ParseError) -> ExprError {
     let message = err.err_type().to_string();
     let message = engine::hint_in(&message).map_or(message, str::to_owned);
     check::syntax(src, err.position(), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(started: u32, hour: u32, weekday: u32) -> Context {
+        Context {
+            counts: Some(MachineCounts {
+                started,
+                stopped: 2,
+                suspended: 1,
+                created: started + 3,
+            }),
+            calendar: Some(Calendar {
+                hour,
+                minute: 15,
+                weekday,
+                day_of_month: 28,
+            }),
+        }
+    }
+
+    #[test]
+    fn business_hours_floor_uses_hour_and_weekday() {
+        let e = Expr::compile(
+            "max(ceil(queue_depth / 10), if hour >= 8 && hour < 18 && weekday < 5 { 2 } else { 0 })",
+        )
+        .unwrap();
+        let mut known: Vec<&str> = vec!["queue_depth"];
+        known.extend(TIME_VARIABLES);
+        e.check_variables(&known).unwrap();
+        assert!(!e.uses_counts());
+        let q = |v: f64| BTreeMap::from([("queue_depth".to_string(), v)]);
+        assert_eq!(
+            e.eval_count_in(&q(0.0), &ctx(0, 9, 0)).unwrap(),
+            2,
+            "monday 9:15"
+        );
+        assert_eq!(
+            e.eval_count_in(&q(0.0), &ctx(0, 18, 0)).unwrap(),
+            0,
+            "18:15"
+        );
+        assert_eq!(
+            e.eval_count_in(&q(0.0), &ctx(0, 9, 5)).unwrap(),
+            0,
+            "saturday"
+        );
+        assert_eq!(e.eval_count_in(&q(55.0), &ctx(0, 9, 6)).unwrap(), 6);
+    }
+
+    #[test]
+    fn started_plus_one_when_busy() {
+        let e = Expr::compile("if cpu > 0.8 { started + 1 } else { started }").unwrap();
+        assert!(e.uses_counts());
+        let cpu = |v: f64| BTreeMap::from([("cpu".to_string(), v)]);
+        assert_eq!(e.eval_count_in(&cpu(0.9), &ctx(3, 0, 0)).unwrap(), 4);
+        assert_eq!(e.eval_count_in(&cpu(0.5), &ctx(3, 0, 0)).unwrap(), 3);
+    }
+
+    #[test]
+    fn every_context_variable_has_its_value() {
+        let e = Expr::compile(
+            "started * 1000000 + stopped * 100000 + suspended * 10000 + created * 1000 + hour * 100 + minute + weekday * 10 + day_of_month * 0.01",
+        )
+        .unwrap();
+        let v = e.eval_with(|n| ctx(4, 7, 3).get(n)).unwrap();
+        assert!(
+            (v - (4_000_000.0 + 200_000.0 + 10_000.0 + 7_000.0 + 700.0 + 15.0 + 30.0 + 0.28)).abs()
+                < 1e-6
+        );
+    }
+
+    #[test]
+    fn a_missing_count_names_the_variable() {
+        let e = Expr::compile("stopped + 1").unwrap();
+        let err = e
+            .eval_count_in(
+                &BTreeMap::new(),
+                &Context {
+                    counts: None,
+                    calendar: ctx(1, 1, 1).calendar,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no value for variable `stopped` in `stopped + 1`"
+        );
+    }
+
+    #[test]
+    fn context_names_are_listed_and_absent_without_a_context() {
+        assert_eq!(COUNT_VARIABLES.len() + TIME_VARIABLES.len(), 8);
+        for n in COUNT_VARIABLES.iter().chain(&TIME_VARIABLES) {
+            assert!(is_context_variable(n));
+            assert!(Context::default().get(n).is_none());
+            assert!(ctx(1, 1, 1).get(n).is_some());
+        }
+    }
 }

@@ -292,8 +292,21 @@ pub(crate) fn build(
         env,
         findings,
     );
-    let known = collectors::declared_names(raw_collectors);
+    let mut known = collectors::declared_names(raw_collectors);
+    // Context variables: machine counts and the calendar (a metric of that name is a problem of
+    // its collector).
+    known.extend(
+        fas_expr::COUNT_VARIABLES
+            .iter()
+            .chain(&fas_expr::TIME_VARIABLES)
+            .map(|v| (*v).to_owned()),
+    );
     let counts = counts(layer, &known, findings);
+    let timezone = layer.get(Key::Timezone).and_then(|s| {
+        parse::timezone(s.value.trim())
+            .map_err(|rejected| findings.problem(rejected.at(s)))
+            .ok()
+    });
     let dry_run = parse_or(layer, Key::DryRun, false, findings, parse::boolean);
     if !findings.problems.is_empty() {
         return None;
@@ -312,6 +325,7 @@ pub(crate) fn build(
         app_list_refresh_interval: schedule.app_list_refresh_interval,
         scale_down_window: schedule.scale_down_window,
         behavior,
+        timezone,
         trigger_min_gap: schedule.trigger_min_gap,
         // An empty token (e.g. `${UNSET}`) leaves the endpoint off: it never accepts "Bearer ".
         trigger_token: layer

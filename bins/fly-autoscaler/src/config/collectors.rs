@@ -233,6 +233,23 @@ fn metric_name(
                 "must be a variable name (letters, digits and '_', not starting with a digit)",
             ),
         );
+    } else if fas_expr::is_context_variable(&name) {
+        findings.problem(
+            ConfigProblem::invalid(
+                s,
+                "metric name clashes with a context variable of expressions",
+            )
+            .hint(format!(
+                "metric `{name}` would hide the context variable `{name}`; choose another \
+                 metric-name (context variables: {}; see docs/expressions.md)",
+                fas_expr::COUNT_VARIABLES
+                    .iter()
+                    .chain(&fas_expr::TIME_VARIABLES)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
     } else if !seen.insert(name.clone()) {
         findings.problem(
             ConfigProblem::new("duplicate metric name")

@@ -196,6 +196,8 @@ config_keys! {
         ScaleDownMaxStep(scale_down_max_step: Lenient) = "scale-down-max-step", env "FAS_SCALE_DOWN_MAX_STEP";
         /// No scale-down within this time after a scale-up.
         ScaleDownCooldown(scale_down_cooldown: Lenient) = "scale-down-cooldown", env "FAS_SCALE_DOWN_COOLDOWN";
+        /// IANA time zone of the calendar variables of expressions (`hour`, `weekday`...).
+        Timezone(timezone: Lenient) = "timezone", env "FAS_TIMEZONE";
         /// Fly API token.
         ApiToken(api_token: Lenient) = "api-token", env "FAS_API_TOKEN" [secret];
         /// Debug logging.

@@ -104,6 +104,16 @@ pub(crate) fn boolean(v: &str) -> Result<bool, Rejected> {
     }
 }
 
+/// An IANA time zone name (`Europe/Paris`, `UTC`), from the tz database bundled in the binary.
+pub(crate) fn timezone(v: &str) -> Result<jiff::tz::TimeZone, Rejected> {
+    jiff::tz::TimeZone::get(v).map_err(|_| {
+        Rejected::new(
+            "unknown time zone",
+            "expected an IANA time zone name such as UTC or Europe/Paris",
+        )
+    })
+}
+
 /// `:9090` (every interface, IPv4 and IPv6 like Go), `localhost:9090`, `127.0.0.1:9090`, `[::1]:9090`.
 pub(crate) fn socket_addr(v: &str) -> Result<SocketAddr, Rejected> {
     let bad = || {
