@@ -108,6 +108,8 @@ pub mod auth;
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graphql;
 mod ratelimit;
 pub mod request;

@@ -105,6 +105,9 @@ struct Truth {
     unreachable: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
     /// Per app: deploy intervals.
     deploys: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
+    /// Per app, from the previous watcher pass: the started ids, the counted ids, and every id
+    /// ever seen.
+    last_ids: BTreeMap<String, LastIds>,
     /// Per app: when its first tick collected the metrics.
     first_collect: BTreeMap<String, Instant>,
     /// Per app: the started and created counts it had before the loop began (the autoscaler
@@ -127,11 +130,21 @@ struct Truth {
     chaos: BTreeMap<String, usize>,
     violations: Vec<String>,
     violation_count: usize,
+    by_kind: BTreeMap<String, usize>,
 }
 
 impl Truth {
     fn violation(&mut self, what: String) {
         self.violation_count += 1;
+        let kind: String = what
+            .split(": ")
+            .nth(1)
+            .unwrap_or(&what)
+            .split(|c: char| c.is_ascii_digit())
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        *self.by_kind.entry(kind).or_default() += 1;
         if self.violations.len() < 50 {
             let at = self.t0.elapsed().as_secs_f64();
             self.violations.push(format!("[{at:.2}s] {what}"));
@@ -214,6 +227,15 @@ impl Truth {
             iv.retain(|(_, v)| v.is_none_or(|v| v >= keep));
         }
     }
+}
+
+/// What the watcher saw of one app's machines in its previous pass.
+#[derive(Debug, Default)]
+struct LastIds {
+    started: BTreeSet<String>,
+    counted: BTreeSet<String>,
+    /// Every id ever seen (a new one is a create).
+    seen: BTreeSet<String>,
 }
 
 type Shared = Arc<Mutex<Truth>>;
@@ -465,6 +487,8 @@ pub struct SoakReport {
     pub violations: Vec<String>,
     /// Number of violations.
     pub violation_count: usize,
+    /// Violations by kind (the start of their message).
+    pub violations_by_kind: BTreeMap<String, usize>,
     /// RSS after warm-up and at the end, KiB.
     pub rss_warm_kib: u64,
     /// RSS at the end, KiB.
@@ -520,7 +544,11 @@ impl fmt::Display for SoakReport {
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
-        writeln!(f, "violations: {}", self.violation_count)?;
+        writeln!(
+            f,
+            "violations: {} {:?}",
+            self.violation_count, self.violations_by_kind
+        )?;
         for v in &self.violations {
             writeln!(f, "  {v}")?;
         }
@@ -629,16 +657,58 @@ fn check_state(sim: &Simulator, truth: &Shared, apps: &[String]) {
                 .count()
         });
         let max_created = t.bound(app, now, false) + ambiguous;
+        // The autoscaler raised a count above every target it may have acted on: a counted
+        // machine that was not started became started, or a machine never seen appeared. A
+        // count that stays above after a target fell (stops failing, or not yet sent), or a
+        // machine counted again after its host came back, is not a violation here: it is noted,
+        // and convergence is checked when the faults stop.
+        let started_ids: BTreeSet<String> = counted
+            .iter()
+            .filter(|m| m.state == "started" || m.state == "starting")
+            .map(|m| m.id.clone())
+            .collect();
+        let counted_ids: BTreeSet<String> = counted.iter().map(|m| m.id.clone()).collect();
+        let last = t.last_ids.remove(app.as_str()).unwrap_or_default();
+        let newly_started = started_ids
+            .iter()
+            .filter(|id| last.counted.contains(*id) && !last.started.contains(*id))
+            .count();
+        let newly_created = counted
+            .iter()
+            .filter(|m| !is_leaving(&m.state) && !last.seen.contains(&m.id))
+            .count();
         if started > max_started {
-            t.violation(format!(
-                "{app}: {started} started, above every max target of the last {EFFECT_WINDOW:?} ({max_started})"
-            ));
+            if newly_started > 0 {
+                t.violation(format!(
+                    "{app}: {newly_started} machine(s) started, {started} started, above every max target of the last {EFFECT_WINDOW:?} ({max_started})"
+                ));
+            } else {
+                *t.chaos
+                    .entry("samples_above_max_started".to_owned())
+                    .or_default() += 1;
+            }
         }
         if created > max_created {
-            t.violation(format!(
-                "{app}: {created} created, above every max target of the last {EFFECT_WINDOW:?} plus unanswered creates ({max_created})"
-            ));
+            if newly_created > 0 {
+                t.violation(format!(
+                    "{app}: {newly_created} machine(s) created, {created} created, above every max target of the last {EFFECT_WINDOW:?} plus unanswered creates ({max_created})"
+                ));
+            } else {
+                *t.chaos
+                    .entry("samples_above_max_created".to_owned())
+                    .or_default() += 1;
+            }
         }
+        let mut seen = last.seen;
+        seen.extend(ours.iter().map(|m| m.id.clone()));
+        t.last_ids.insert(
+            app.clone(),
+            LastIds {
+                started: started_ids,
+                counted: counted_ids,
+                seen,
+            },
+        );
     }
     t.prune(now);
 }
@@ -648,8 +718,9 @@ fn check_state(sim: &Simulator, truth: &Shared, apps: &[String]) {
 ///
 /// Checked continuously (a watcher every 50 ms, the request log every 500 ms, and each action
 /// as it is sent): started and created counts never above the highest max target the ticks of
-/// the effect window collected (machines back from an unreachable host and creates whose
-/// answer never came aside); at least one live machine per app; no action on a machine of
+/// the effect window collected when the autoscaler raises them (machines back from an
+/// unreachable host and creates whose answer never came aside; a count left above a target
+/// that fell is counted in `samples_above_max_*` and settled by the convergence check); at least one live machine per app; no action on a machine of
 /// another process group, on a machine whose host was unreachable when the tick listed, or on
 /// an app whose deploy was in progress at the tick's release check; at most 3 mutating calls
 /// to one machine in any second. At the end: every app at its targets within 3 ticks after the
@@ -682,6 +753,7 @@ impl Soak {
             foreign: BTreeSet::new(),
             initial: BTreeMap::new(),
             first_collect: BTreeMap::new(),
+            last_ids: BTreeMap::new(),
             collect_at: BTreeMap::new(),
             list_at: BTreeMap::new(),
             release_checks: BTreeMap::new(),
@@ -691,6 +763,7 @@ impl Soak {
             chaos: BTreeMap::new(),
             violations: Vec::new(),
             violation_count: 0,
+            by_kind: BTreeMap::new(),
         }));
         let mut rng = Rng::new(self.seed);
         for (i, app) in apps.iter().enumerate() {
@@ -879,6 +952,7 @@ impl Soak {
         report.outcomes = t.ops.clone();
         report.violations = t.violations.clone();
         report.violation_count = t.violation_count;
+        report.violations_by_kind = t.by_kind.clone();
         report.peak_requests_per_sec = rates.peak_all;
         report.peak_machine_mutations_per_sec = rates.peak_machine;
         report

@@ -267,6 +267,14 @@ impl TemporalCollector {
         }
     }
 
+    /// Decodes a `CountWorkflowExecutions` response body (a gRPC frame around the protobuf
+    /// message) into the count, as a call does. For the fuzz targets in `fuzz/`; not a stable API.
+    #[doc(hidden)]
+    pub fn decode_count_body(body: &[u8]) -> Result<i64, String> {
+        let message = proto::grpc_unframe(body).map_err(|e| e.0)?;
+        proto::decode_count_response(message).map_err(|e| e.0)
+    }
+
     async fn call(&self, app: &str) -> Result<f64, CollectError> {
         let message = proto::encode_count_request(&self.namespace, &self.visibility_query(app));
         let request = Request::builder()
