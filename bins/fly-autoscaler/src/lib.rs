@@ -20,6 +20,7 @@ pub mod page;
 pub mod reload;
 pub mod report;
 pub mod schedule;
+pub mod simulate;
 pub mod status;
 pub mod status_cli;
 pub mod telemetry;

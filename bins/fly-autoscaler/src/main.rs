@@ -52,6 +52,32 @@ enum Command {
         #[arg(long, default_value = fly_autoscaler::status_cli::DEFAULT_ADDRESS, value_name = "URL")]
         address: String,
     },
+    /// Replay a metric history (CSV) through the real evaluation, stabilization and planner
+    /// against a modelled fleet; print a table per tick and a summary. No Fly call.
+    Simulate {
+        /// YAML configuration file, laid over the FAS_* environment.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// The metric history: a `time` column (RFC 3339 or unix seconds) and one column per
+        /// metric name.
+        #[arg(long, value_name = "FILE.csv")]
+        input: PathBuf,
+        /// Machines at the start.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        machines: u32,
+        /// Of which started at the start (default: all).
+        #[arg(long, value_name = "N")]
+        started: Option<u32>,
+        /// Time a start or create takes to reach `started` (Go duration).
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        boot: String,
+        /// Time a stop or suspend takes (Go duration).
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        stop: String,
+        /// A second configuration file run over the same input; both go in the summary.
+        #[arg(long, value_name = "OTHER.yml")]
+        compare: Option<PathBuf>,
+    },
     /// Print the version (and commit).
     Version,
     #[cfg(feature = "demo")]
@@ -85,6 +111,23 @@ fn main() -> ExitCode {
         }
         Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
         Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
+        Command::Simulate {
+            config,
+            input,
+            machines,
+            started,
+            boot,
+            stop,
+            compare,
+        } => simulate(
+            sources(env, config),
+            input,
+            machines,
+            started,
+            &boot,
+            &stop,
+            compare,
+        ),
         Command::Status { address } => cli::run_async(fly_autoscaler::status_cli::run(&address)),
         #[cfg(feature = "demo")]
         Command::Demo { duration } => cli::run_async(fly_autoscaler::demo::run(&duration)),
@@ -103,4 +146,33 @@ fn sources(
     file: Option<PathBuf>,
 ) -> config::Sources {
     config::Sources { env, file }
+}
+
+fn simulate(
+    sources: config::Sources,
+    input: PathBuf,
+    machines: u32,
+    started: Option<u32>,
+    boot: &str,
+    stop: &str,
+    compare: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use fly_autoscaler::simulate::{Args, FleetOptions, run_command};
+    let duration = |flag: &str, v: &str| {
+        config::parse_go_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))
+    };
+    let fleet = FleetOptions {
+        machines,
+        started: started.unwrap_or(machines),
+        boot: duration("boot", boot)?,
+        stop: duration("stop", stop)?,
+    };
+    let out = run_command(&Args {
+        sources,
+        input,
+        fleet,
+        compare,
+    })?;
+    print!("{out}");
+    Ok(())
 }

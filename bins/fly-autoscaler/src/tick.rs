@@ -162,6 +162,45 @@ pub fn evaluate(
     })
 }
 
+/// What the decision of an app remembers between ticks: the recent targets (scale-down
+/// window), the last scale-up (steps, cooldown) and the region rotation.
+#[derive(Debug, Default)]
+pub struct DecisionState {
+    /// Recent targets, for the scale-down stabilization window (empty when the window is 0).
+    pub history: TargetHistory,
+    /// The last scale-up, for the rules against flapping (steps, `scale-down-cooldown`).
+    pub behavior: fas_reconcile::BehaviorState,
+    /// The region rotation, explicit state of the planner.
+    pub cursor: RegionCursor,
+}
+
+/// One tick's decision from its evaluated targets, pure (the time is an argument): scale-down
+/// stabilization (`scale-down-window`), the rules against flapping (steps from the current
+/// counts, cooldown after a scale-up), then [`fas_reconcile::plan`]; `state` records the plan.
+/// Returns the targets handed to the planner and the plan. The serve loop and `simulate` both
+/// decide through it.
+pub fn decide(
+    cfg: &Config,
+    policy: &fas_reconcile::Policy,
+    state: &mut DecisionState,
+    machines: &[fas_reconcile::Machine],
+    evaluated: &Targets,
+    now: SystemTime,
+) -> (Targets, Plan) {
+    // Scale-down stabilization: plan with the highest max of the window (mins as evaluated).
+    let stabilized = state.history.record(now, evaluated, cfg.scale_down_window);
+    // Against flapping: per-tick steps from the current counts, no scale-down in the cooldown
+    // after a scale-up (a plan with a create or a start, recorded below).
+    let current = fas_reconcile::Current::of(machines, policy);
+    let stabilized = state
+        .behavior
+        .adjust(&cfg.behavior, &stabilized, current, now);
+    let plan = fas_reconcile::plan(machines, &stabilized, policy, state.cursor, now);
+    state.behavior.record_plan(&plan, now);
+    state.cursor = plan.next_cursor;
+    (stabilized, plan)
+}
+
 /// How long machine calls already in flight at an app's deadline may still take: one Fly API
 /// request timeout (10 s by default) plus margin. At `timeout + IN_FLIGHT_GRACE` (the tick's
 /// hard deadline) a call still unanswered is abandoned and reported as a timeout whose outcome is
@@ -186,14 +225,10 @@ pub struct TickOutcome {
 /// What the loop remembers of one app between ticks.
 #[derive(Debug, Default)]
 struct AppState {
-    /// The region rotation, explicit state of the planner.
-    cursor: RegionCursor,
+    /// Target history, rules against flapping and region rotation ([`decide`]).
+    decision: DecisionState,
     /// States reported in `fas_machines`, so that a state that empties is reported as 0.
     reported_states: BTreeSet<String>,
-    /// Recent targets, for the scale-down stabilization window (empty when the window is 0).
-    history: TargetHistory,
-    /// The last scale-up, for the rules against flapping (steps, `scale-down-cooldown`).
-    behavior: fas_reconcile::BehaviorState,
     /// Machines this process created that the list may not show yet.
     creates: RecentCreates,
     /// Unix time of the last tick that completed without error, re-exported every tick so that
@@ -421,17 +456,14 @@ impl Reconciler {
                 .creates
                 .observe(&machines, &policy.process_group, Instant::now());
             machines.extend(seen.unlisted);
-            let now = SystemTime::now();
-            // Scale-down stabilization: plan with the highest max of the window (mins as evaluated).
-            let stabilized = state.history.record(now, &evaluated, cfg.scale_down_window);
-            // Against flapping: per-tick steps from the current counts, no scale-down in the
-            // cooldown after a scale-up (a plan with a create or a start, recorded below).
-            let current = fas_reconcile::Current::of(&machines, &policy);
-            let stabilized = state
-                .behavior
-                .adjust(&cfg.behavior, &stabilized, current, now);
-            let mut plan = fas_reconcile::plan(&machines, &stabilized, &policy, state.cursor, now);
-            state.behavior.record_plan(&plan, now);
+            let (stabilized, mut plan) = decide(
+                cfg,
+                &policy,
+                &mut state.decision,
+                &machines,
+                &evaluated,
+                SystemTime::now(),
+            );
             if !seen.all_failed.is_empty() {
                 metrics::counter!(m::CREATES_ALL_FAILED, "app" => app.to_owned()).increment(1);
                 plan.notes.push(Note {
@@ -444,7 +476,6 @@ impl Reconciler {
                     ),
                 });
             }
-            state.cursor = plan.next_cursor;
             record_counts(app, &plan, &mut state.reported_states);
             (stabilized, plan)
         });

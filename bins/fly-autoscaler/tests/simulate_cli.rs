@@ -1,0 +1,109 @@
+//! `fly-autoscaler simulate`: the built binary on the committed example (`examples/simulate.yml`,
+//! `examples/simulate-stable.yml`, `examples/simulate-load.csv`), checked against a snapshot of
+//! its table and summary (`UPDATE_EXPECT=1` refreshes it), and a bad CSV's error.
+
+mod support;
+
+use std::path::PathBuf;
+
+use expect_test::expect;
+use support::run;
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn the_example_table_and_summary() {
+    let (config, stable, input) = (
+        example("simulate.yml"),
+        example("simulate-stable.yml"),
+        example("simulate-load.csv"),
+    );
+    let args = [
+        "simulate",
+        "--config",
+        &config,
+        "--input",
+        &input,
+        "--machines",
+        "6",
+        "--started",
+        "1",
+        "--boot",
+        "20s",
+        "--stop",
+        "5s",
+        "--compare",
+        &stable,
+    ];
+    let (code, out, err) = run(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    expect![[r#"
+        time                  queue_depth  eval started  plan started  started  created  actions
+        2026-11-30T07:58:00Z            0             0             0        1        6  stop 1
+        2026-11-30T07:58:15Z            0             0             0        0        6  -
+        2026-11-30T07:58:30Z            0             0             0        0        6  -
+        2026-11-30T07:58:45Z            0             0             0        0        6  -
+        2026-11-30T07:59:00Z            0             0             0        0        6  -
+        2026-11-30T07:59:15Z            0             0             0        0        6  -
+        2026-11-30T07:59:30Z            0             0             0        0        6  -
+        2026-11-30T07:59:45Z            0             0             0        0        6  -
+        2026-11-30T08:00:00Z            3             1             1        0        6  start 1
+        2026-11-30T08:00:15Z            4             1             1        0        6  -
+        2026-11-30T08:00:30Z           38             4             4        1        6  start 3
+        2026-11-30T08:00:45Z           52             6             6        1        6  start 2
+        2026-11-30T08:01:00Z           47             5             5        4        6  stop 1
+        2026-11-30T08:01:15Z            6             1             1        5        6  stop 4
+        2026-11-30T08:01:30Z            5             1             1        1        6  -
+        2026-11-30T08:01:45Z           49             5             5        1        6  start 4
+        2026-11-30T08:02:00Z           55             6             6        1        6  start 1
+        2026-11-30T08:02:15Z           41             5             5        5        6  stop 1
+        2026-11-30T08:02:30Z           12             2             2        5        6  stop 3
+        2026-11-30T08:02:45Z            4             1             1        2        6  stop 1
+        2026-11-30T08:03:00Z            3             1             1        1        6  -
+        2026-11-30T08:03:15Z            2             1             1        1        6  -
+        2026-11-30T08:03:30Z            2             1             1        1        6  -
+        2026-11-30T08:03:45Z            1             1             1        1        6  -
+
+        summary                             simulate.yml  simulate-stable.yml
+        ticks                                         24                   24
+        machine-seconds started                      465                  780
+        seconds with started < min started           105                   90
+        scale actions                                 22                   12
+        flaps (direction changes)                      4                    2
+        gaps (ticks without data)                      0                    0
+    "#]].assert_eq(&out);
+}
+
+#[test]
+fn a_bad_csv_names_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(
+        &csv,
+        "time,queue_depth\n2026-11-30T08:00:00Z,3\n2026-11-30T08:00:15Z,many\n",
+    )
+    .unwrap();
+    let csv = csv.display().to_string();
+    let config = example("simulate.yml");
+    let (code, out, err) = run(&["simulate", "--config", &config, "--input", &csv], &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        err.trim_end(),
+        format!("ERROR: {csv}:3:2: bad number `many` for metric `queue_depth`")
+    );
+    std::fs::write(dir.path().join("bad.csv"), "time,queue\n1,2\n").unwrap();
+    let (code, _, err) = run(&["simulate", "--config", &config, "--input", &csv], &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "ERROR: {csv}:1:2: unknown metric `queue`: the configuration's metrics are `queue_depth`"
+        )
+    );
+}
