@@ -77,6 +77,9 @@ enum Command {
         /// A second configuration file run over the same input; both go in the summary.
         #[arg(long, value_name = "OTHER.yml")]
         compare: Option<PathBuf>,
+        /// Also write a chart of metrics, targets and machines over time (one per configuration).
+        #[arg(long, value_name = "FILE.svg")]
+        svg: Option<PathBuf>,
     },
     /// Print the version (and commit).
     Version,
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             boot,
             stop,
             compare,
+            svg,
         } => simulate(
             sources(env, config),
             input,
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             &boot,
             &stop,
             compare,
+            svg,
         ),
         Command::Status { address } => cli::run_async(fly_autoscaler::status_cli::run(&address)),
         #[cfg(feature = "demo")]
@@ -156,6 +161,7 @@ fn simulate(
     boot: &str,
     stop: &str,
     compare: Option<PathBuf>,
+    svg: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use fly_autoscaler::simulate::{Args, FleetOptions, run_command};
     let duration = |flag: &str, v: &str| {
@@ -172,6 +178,7 @@ fn simulate(
         input,
         fleet,
         compare,
+        svg,
     })?;
     print!("{out}");
     Ok(())

@@ -36,8 +36,10 @@ pub const MIN_SPAN: Duration = Duration::from_secs(60);
 /// Actions listed per app under its chart.
 pub const LAST_ACTIONS: usize = 8;
 
-const WIDTH: f64 = 960.0;
-const HEIGHT: f64 = 180.0;
+/// Width of one chart ([`chart_svg`]), in SVG units.
+pub const WIDTH: f64 = 960.0;
+/// Height of one chart ([`chart_svg`]), in SVG units.
+pub const HEIGHT: f64 = 180.0;
 /// Left margin (machine axis labels), top and bottom margins.
 const LEFT: f64 = 36.0;
 const TOP: f64 = 8.0;
@@ -400,30 +402,53 @@ const STEPS: &[Step] = &[
 
 /// The app's chart of the last hour (see the module docs for the scales).
 fn chart(out: &mut String, app: &AppStatus, now: SystemTime) {
-    let points = &app.chart;
+    let points: Vec<ChartPoint> = app.chart.iter().cloned().collect();
     let end = unix(now);
     let span = points
-        .front()
+        .first()
         .map_or(0.0, |p| end - p.t)
         .clamp(MIN_SPAN.as_secs_f64(), CHART_SPAN.as_secs_f64());
-    let frame = Frame {
-        start: end - span,
-        span,
-    };
+    let title = format!(
+        "{}: the last {} ({} points)",
+        app.app,
+        ago(span),
+        points.len()
+    );
+    let (svg, legend) = chart_svg(&app.app, &title, &points, end - span, end, "now");
+    out.push_str(&svg);
+    if !legend.is_empty() {
+        let _ = write!(
+            out,
+            "<div class=\"legend\">{legend}<span class=\"dim\">machines on the left axis; \
+             each metric scaled to its own range</span></div>"
+        );
+    }
+}
+
+/// A chart of `points` from `start` to `end` (unix seconds) as a standalone `<svg>` element, and
+/// its legend as HTML. Started and created machines and the target bounds are step lines on the
+/// left axis (machines); each metric is a polyline scaled to its own range. The time axis is
+/// labelled back from `end_label` (`now` on the status page). Used by the status page and by
+/// `fly-autoscaler simulate --svg`.
+pub fn chart_svg(
+    name: &str,
+    title: &str,
+    points: &[ChartPoint],
+    start: f64,
+    end: f64,
+    end_label: &str,
+) -> (String, String) {
+    let mut out = String::new();
+    let span = (end - start).max(1.0);
+    let frame = Frame { start, span };
     let _ = write!(
         out,
         "<svg class=\"chart\" data-app=\"{}\" data-points=\"{}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
          width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">",
-        escape(&app.app),
+        escape(name),
         points.len()
     );
-    let _ = write!(
-        out,
-        "<title>{}: the last {} ({} points)</title>",
-        escape(&app.app),
-        ago(span),
-        points.len()
-    );
+    let _ = write!(out, "<title>{}</title>", escape(title));
     // Machine scale: 0 ..= the largest count or bound seen (at least 1).
     let steps: Vec<(&Step, Vec<(f64, f64)>)> = STEPS
         .iter()
@@ -439,7 +464,7 @@ fn chart(out: &mut String, app: &AppStatus, now: SystemTime) {
         .iter()
         .flat_map(|(_, v)| v.iter().map(|(_, v)| *v))
         .fold(1.0_f64, f64::max);
-    axes(out, &frame, max_machines);
+    axes(&mut out, &frame, max_machines, end_label);
     if points.is_empty() {
         let _ = write!(
             out,
@@ -508,13 +533,7 @@ fn chart(out: &mut String, app: &AppStatus, now: SystemTime) {
         );
     }
     out.push_str("</svg>");
-    if !legend.is_empty() {
-        let _ = write!(
-            out,
-            "<div class=\"legend\">{legend}<span class=\"dim\">machines on the left axis; \
-             each metric scaled to its own range</span></div>"
-        );
-    }
+    (out, legend)
 }
 
 /// `"15 min"` or `"45 s"`.
@@ -526,8 +545,9 @@ fn ago(secs: f64) -> String {
     }
 }
 
-/// Machine axis (0, the middle, the maximum) and the time axis (quarters of the span back to now).
-fn axes(out: &mut String, frame: &Frame, max: f64) {
+/// Machine axis (0, the middle, the maximum) and the time axis (quarters of the span back to
+/// `end_label`).
+fn axes(out: &mut String, frame: &Frame, max: f64, end_label: &str) {
     for f in [0.0, 0.5, 1.0] {
         let y = Frame::y(f);
         let _ = write!(
@@ -557,9 +577,10 @@ fn axes(out: &mut String, frame: &Frame, max: f64) {
     }
     let _ = write!(
         out,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\" fill=\"#868e96\">now</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\" fill=\"#868e96\">{}</text>",
         WIDTH - 4.0,
-        HEIGHT - 6.0
+        HEIGHT - 6.0,
+        escape(end_label)
     );
 }
 

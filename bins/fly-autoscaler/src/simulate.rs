@@ -355,6 +355,85 @@ pub struct Args {
     pub fleet: FleetOptions,
     /// A second configuration file run over the same input (`--compare OTHER.yml`).
     pub compare: Option<PathBuf>,
+    /// Where to write the chart (`--svg FILE`).
+    pub svg: Option<PathBuf>,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The chart points of a simulation: one per tick that planned (gaps and evaluation errors are
+/// left out).
+pub fn chart_points(sim: &Simulation) -> Vec<crate::status::ChartPoint> {
+    sim.rows
+        .iter()
+        .filter_map(|row| {
+            let targets = row.planned?;
+            let values = row.values.as_ref()?;
+            Some(crate::status::ChartPoint {
+                t: unix(row.at),
+                metrics: sim
+                    .metrics
+                    .iter()
+                    .cloned()
+                    .zip(values.iter().copied())
+                    .collect(),
+                targets,
+                started: row.started,
+                created: row.created,
+            })
+        })
+        .collect()
+}
+
+/// A standalone SVG document with one chart per run (metrics, target bounds, started and created
+/// machines over the simulated time), drawn by the status page's chart code.
+pub fn render_svg(runs: &[(&str, &Simulation)]) -> String {
+    use crate::page::{HEIGHT, WIDTH, chart_svg, escape};
+    let block = HEIGHT + 44.0;
+    let start = runs
+        .iter()
+        .filter_map(|(_, s)| s.rows.first().map(|r| unix(r.at)))
+        .fold(f64::INFINITY, f64::min);
+    let end = runs
+        .iter()
+        .filter_map(|(_, s)| s.rows.last().map(|r| unix(r.at)))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (start, end) = if start.is_finite() && end > start {
+        (start, end)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{}\" \
+         viewBox=\"0 0 {WIDTH} {}\" font-family=\"sans-serif\">\n",
+        block * runs.len() as f64,
+        block * runs.len() as f64
+    );
+    for (i, (label, sim)) in runs.iter().enumerate() {
+        let y = block * i as f64;
+        let points = chart_points(sim);
+        let title = format!("{label}: {} ticks", sim.rows.len());
+        let (chart, _) = chart_svg(label, &title, &points, start, end, "end");
+        let _ = write!(
+            out,
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"13\" font-weight=\"bold\">{}</text>\n\
+             <g transform=\"translate(0 {:.0})\">{chart}</g>\n\
+             <text x=\"4\" y=\"{:.0}\" font-size=\"10\" fill=\"#495057\">solid: started (green), \
+             created (blue); dashed: min/max started and created targets; other lines: metrics ({}), \
+             each scaled to its own range</text>\n",
+            y + 14.0,
+            escape(label),
+            y + 18.0,
+            y + 18.0 + HEIGHT + 16.0,
+            escape(&sim.metrics.join(", "))
+        );
+    }
+    out.push_str("</svg>\n");
+    out
 }
 
 fn load(sources: &Sources) -> anyhow::Result<Config> {
@@ -382,8 +461,18 @@ pub fn run_command(args: &Args) -> anyhow::Result<String> {
     let mut out = render_table(&main);
     out.push('\n');
     let main_label = file_label(&args.sources);
+    let write_svg = |runs: &[(&str, &Simulation)]| -> anyhow::Result<()> {
+        if let Some(path) = &args.svg {
+            std::fs::write(path, render_svg(runs))
+                .with_context(|| format!("writing the chart {}", path.display()))?;
+        }
+        Ok(())
+    };
     match &args.compare {
-        None => out.push_str(&render_summary(&[(&main_label, &main)])),
+        None => {
+            out.push_str(&render_summary(&[(&main_label, &main)]));
+            write_svg(&[(&main_label, &main)])?;
+        }
         Some(other) => {
             let sources = Sources {
                 env: args.sources.env.clone(),
@@ -394,10 +483,12 @@ pub fn run_command(args: &Args) -> anyhow::Result<String> {
             let other_series = read_input(&args.input, &other_config.metric_names())?;
             let second = simulate(&other_config, &other_series, &args.fleet);
             let other_label = file_label(&sources);
-            out.push_str(&render_summary(&[
-                (&main_label, &main),
-                (&other_label, &second),
-            ]));
+            let runs = [
+                (main_label.as_str(), &main),
+                (other_label.as_str(), &second),
+            ];
+            out.push_str(&render_summary(&runs));
+            write_svg(&runs)?;
         }
     }
     Ok(out)
@@ -472,6 +563,37 @@ mod tests {
             sim.summary.below_min_seconds, 10.0,
             "the tick that asked for 3 had 1"
         );
+    }
+
+    #[test]
+    fn the_svg_has_one_chart_per_run_with_one_vertex_per_planned_tick() {
+        let c = config(&[("FAS_STARTED_MACHINE_COUNT", "q")]);
+        let sim = simulate(
+            &c,
+            &series(&[(0, 1.0), (10, 3.0), (20, 1.0), (30, 1.0)]),
+            &FLEET,
+        );
+        assert_eq!(chart_points(&sim).len(), 4);
+        let svg = render_svg(&[("a <b>.yml", &sim), ("other.yml", &sim)]);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert_eq!(svg.matches("<svg class=\"chart\"").count(), 2);
+        assert_eq!(svg.matches("data-points=\"4\"").count() >= 2, true);
+        assert!(
+            svg.contains("a &lt;b&gt;.yml") && !svg.contains("a <b>"),
+            "labels escaped"
+        );
+        let metric_line = svg
+            .split("<polyline class=\"series metric\"")
+            .nth(1)
+            .expect("a metric line");
+        let pts = metric_line
+            .split(" points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(pts.split(' ').count(), 4, "one vertex per planned tick");
     }
 
     #[test]

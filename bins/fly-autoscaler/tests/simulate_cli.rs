@@ -77,7 +77,8 @@ fn the_example_table_and_summary() {
         scale actions                                 22                   12
         flaps (direction changes)                      4                    2
         gaps (ticks without data)                      0                    0
-    "#]].assert_eq(&out);
+    "#]]
+    .assert_eq(&out);
 }
 
 #[test]
@@ -106,4 +107,44 @@ fn a_bad_csv_names_the_file_line_and_column() {
             "ERROR: {csv}:1:2: unknown metric `queue`: the configuration's metrics are `queue_depth`"
         )
     );
+}
+
+#[test]
+fn svg_charts_both_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("chart.svg");
+    let (config, stable, input) = (
+        example("simulate.yml"),
+        example("simulate-stable.yml"),
+        example("simulate-load.csv"),
+    );
+    let svg_arg = svg.display().to_string();
+    let args = [
+        "simulate",
+        "--config",
+        &config,
+        "--input",
+        &input,
+        "--machines",
+        "6",
+        "--started",
+        "1",
+        "--compare",
+        &stable,
+        "--svg",
+        &svg_arg,
+    ];
+    let (code, _out, err) = run(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&svg).expect("the chart is written");
+    assert!(
+        text.starts_with("<svg xmlns="),
+        "{}",
+        &text[..80.min(text.len())]
+    );
+    assert_eq!(text.matches("<svg class=\"chart\"").count(), 2);
+    assert!(text.contains("simulate.yml") && text.contains("simulate-stable.yml"));
+    // Also kept for humans, as the status page's screenshot is.
+    let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/simulate-example.svg");
+    let _ = std::fs::write(keep, &text);
 }
