@@ -52,35 +52,9 @@ enum Command {
         #[arg(long, default_value = fly_autoscaler::status_cli::DEFAULT_ADDRESS, value_name = "URL")]
         address: String,
     },
-    /// Replay a metric history (CSV) through the real evaluation, stabilization and planner
+    /// Replay a metric history (CSV or a Prometheus range) through the real evaluation, stabilization and planner
     /// against a modelled fleet; print a table per tick and a summary. No Fly call.
-    Simulate {
-        /// YAML configuration file, laid over the FAS_* environment.
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// The metric history: a `time` column (RFC 3339 or unix seconds) and one column per
-        /// metric name.
-        #[arg(long, value_name = "FILE.csv")]
-        input: PathBuf,
-        /// Machines at the start.
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        machines: u32,
-        /// Of which started at the start (default: all).
-        #[arg(long, value_name = "N")]
-        started: Option<u32>,
-        /// Time a start or create takes to reach `started` (Go duration).
-        #[arg(long, default_value = "0s", value_name = "DURATION")]
-        boot: String,
-        /// Time a stop or suspend takes (Go duration).
-        #[arg(long, default_value = "0s", value_name = "DURATION")]
-        stop: String,
-        /// A second configuration file run over the same input; both go in the summary.
-        #[arg(long, value_name = "OTHER.yml")]
-        compare: Option<PathBuf>,
-        /// Also write a chart of metrics, targets and machines over time (one per configuration).
-        #[arg(long, value_name = "FILE.svg")]
-        svg: Option<PathBuf>,
-    },
+    Simulate(SimulateArgs),
     /// Print the version (and commit).
     Version,
     #[cfg(feature = "demo")]
@@ -91,6 +65,48 @@ enum Command {
         #[arg(long, default_value = "60s", value_name = "DURATION")]
         duration: String,
     },
+}
+
+/// The flags of `simulate`.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// YAML configuration file, laid over the FAS_* environment.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// The metric history: a `time` column (RFC 3339 or unix seconds) and one column per
+    /// metric name.
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        required_unless_present = "prometheus_range",
+        conflicts_with = "prometheus_range"
+    )]
+    input: Option<PathBuf>,
+    /// Instead of --input: a range query per collector (the configuration's queries, for its
+    /// app) from START to END (RFC 3339 or unix seconds).
+    #[arg(long, value_name = "START..END")]
+    prometheus_range: Option<String>,
+    /// The resolution of --prometheus-range (Go duration).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    step: String,
+    /// Machines at the start.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    machines: u32,
+    /// Of which started at the start (default: all).
+    #[arg(long, value_name = "N")]
+    started: Option<u32>,
+    /// Time a start or create takes to reach `started` (Go duration).
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    boot: String,
+    /// Time a stop or suspend takes (Go duration).
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    stop: String,
+    /// A second configuration file run over the same input; both go in the summary.
+    #[arg(long, value_name = "OTHER.yml")]
+    compare: Option<PathBuf>,
+    /// Also write a chart of metrics, targets and machines over time (one per configuration).
+    #[arg(long, value_name = "FILE.svg")]
+    svg: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -114,25 +130,7 @@ fn main() -> ExitCode {
         }
         Command::Eval { config } => cli::run_async(cli::eval(sources(env, config))),
         Command::Plan { config, json } => cli::run_async(cli::plan(sources(env, config), json)),
-        Command::Simulate {
-            config,
-            input,
-            machines,
-            started,
-            boot,
-            stop,
-            compare,
-            svg,
-        } => simulate(
-            sources(env, config),
-            input,
-            machines,
-            started,
-            &boot,
-            &stop,
-            compare,
-            svg,
-        ),
+        Command::Simulate(args) => simulate(sources(env, args.config.clone()), args),
         Command::Status { address } => cli::run_async(fly_autoscaler::status_cli::run(&address)),
         #[cfg(feature = "demo")]
         Command::Demo { duration } => cli::run_async(fly_autoscaler::demo::run(&duration)),
@@ -153,32 +151,28 @@ fn sources(
     config::Sources { env, file }
 }
 
-fn simulate(
-    sources: config::Sources,
-    input: PathBuf,
-    machines: u32,
-    started: Option<u32>,
-    boot: &str,
-    stop: &str,
-    compare: Option<PathBuf>,
-    svg: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    use fly_autoscaler::simulate::{Args, FleetOptions, run_command};
+fn simulate(sources: config::Sources, args: SimulateArgs) -> anyhow::Result<()> {
+    use fly_autoscaler::simulate::{Args, FleetOptions, Input, run_command};
     let duration = |flag: &str, v: &str| {
         config::parse_go_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))
     };
     let fleet = FleetOptions {
-        machines,
-        started: started.unwrap_or(machines),
-        boot: duration("boot", boot)?,
-        stop: duration("stop", stop)?,
+        machines: args.machines,
+        started: args.started.unwrap_or(args.machines),
+        boot: duration("boot", &args.boot)?,
+        stop: duration("stop", &args.stop)?,
+    };
+    let input = match (args.input, args.prometheus_range.as_deref()) {
+        (Some(path), _) => Input::Csv(path),
+        (None, Some(range)) => Input::prometheus_range(range, duration("step", &args.step)?)?,
+        (None, None) => anyhow::bail!("give --input FILE.csv or --prometheus-range START..END"),
     };
     let out = run_command(&Args {
         sources,
         input,
         fleet,
-        compare,
-        svg,
+        compare: args.compare,
+        svg: args.svg,
     })?;
     print!("{out}");
     Ok(())

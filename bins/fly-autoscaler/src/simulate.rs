@@ -345,12 +345,50 @@ pub fn render_summary(runs: &[(&str, &Simulation)]) -> String {
     out
 }
 
+/// Where `simulate` reads the metric history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// `--input FILE.csv`.
+    Csv(PathBuf),
+    /// `--prometheus-range START..END --step D`: a range query per collector, with the
+    /// configuration's queries, for its app.
+    PrometheusRange {
+        /// First time.
+        start: SystemTime,
+        /// Last time.
+        end: SystemTime,
+        /// Resolution.
+        step: Duration,
+    },
+}
+
+impl Input {
+    /// Parses `--prometheus-range START..END` (each RFC 3339 or unix seconds) and `--step`.
+    pub fn prometheus_range(range: &str, step: Duration) -> anyhow::Result<Input> {
+        let (a, b) = range.split_once("..").with_context(|| {
+            format!("--prometheus-range {range:?}: expected START..END (RFC 3339 or unix seconds)")
+        })?;
+        let time = |s: &str| {
+            input::parse_time(s.trim()).with_context(|| {
+                format!("--prometheus-range: bad time `{s}`: expected RFC 3339 or unix seconds")
+            })
+        };
+        let (start, end) = (time(a)?, time(b)?);
+        anyhow::ensure!(
+            end > start,
+            "--prometheus-range {range:?}: END must be after START"
+        );
+        anyhow::ensure!(!step.is_zero(), "--step must be more than zero");
+        Ok(Input::PrometheusRange { start, end, step })
+    }
+}
+
 /// The arguments of `fly-autoscaler simulate`.
 pub struct Args {
     /// The configuration (`--config`, laid over the environment).
     pub sources: Sources,
-    /// The metric history (`--input FILE.csv`).
-    pub input: PathBuf,
+    /// Where the metric history comes from.
+    pub input: Input,
     /// The fleet at the start and its timing.
     pub fleet: FleetOptions,
     /// A second configuration file run over the same input (`--compare OTHER.yml`).
@@ -456,7 +494,7 @@ fn file_label(sources: &Sources) -> String {
 /// (the table of the first configuration, then the summary of every run).
 pub fn run_command(args: &Args) -> anyhow::Result<String> {
     let config = load(&args.sources)?;
-    let series = read_input(&args.input, &config.metric_names())?;
+    let series = read_series(&args.input, &config)?;
     let main = simulate(&config, &series, &args.fleet);
     let mut out = render_table(&main);
     out.push('\n');
@@ -480,7 +518,7 @@ pub fn run_command(args: &Args) -> anyhow::Result<String> {
             };
             let other_config =
                 load(&sources).with_context(|| format!("--compare {}", other.display()))?;
-            let other_series = read_input(&args.input, &other_config.metric_names())?;
+            let other_series = read_series(&args.input, &other_config)?;
             let second = simulate(&other_config, &other_series, &args.fleet);
             let other_label = file_label(&sources);
             let runs = [
@@ -492,6 +530,60 @@ pub fn run_command(args: &Args) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+fn read_series(input: &Input, config: &Config) -> anyhow::Result<Series> {
+    match input {
+        Input::Csv(path) => read_input(path, &config.metric_names()),
+        Input::PrometheusRange { start, end, step } => {
+            read_prometheus_range(config, *start, *end, *step)
+        }
+    }
+}
+
+/// One range query per collector (all must be Prometheus collectors), for the configuration's
+/// app, merged by time.
+fn read_prometheus_range(
+    config: &Config,
+    start: SystemTime,
+    end: SystemTime,
+    step: Duration,
+) -> anyhow::Result<Series> {
+    anyhow::ensure!(
+        !config.has_wildcard(),
+        "--prometheus-range needs one app: app-name `{}` has a wildcard",
+        config.app_name
+    );
+    let mut collectors = Vec::new();
+    for c in &config.collectors {
+        match c {
+            crate::config::CollectorConfig::Prometheus(p) => collectors.push(
+                fas_collect::PrometheusCollector::new(p.clone())
+                    .with_context(|| format!("prometheus collector `{}`", p.metric_name))?,
+            ),
+            other => anyhow::bail!(
+                "--prometheus-range reads Prometheus collectors only: `{}` is not one (export its history to CSV)",
+                other.metric_name()
+            ),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (start, end) = (unix(start), unix(end));
+    let histories = runtime.block_on(async {
+        let mut out = Vec::new();
+        for c in &collectors {
+            let h = c
+                .query_range(&config.app_name, start, end, step)
+                .await
+                .map_err(|e| anyhow::anyhow!(crate::report::error_chain(&e)))?;
+            out.push(h);
+        }
+        anyhow::Ok(out)
+    })?;
+    Ok(input::merge_histories(&config.metric_names(), &histories))
 }
 
 fn read_input(path: &Path, metrics: &[String]) -> anyhow::Result<Series> {
@@ -577,7 +669,7 @@ mod tests {
         let svg = render_svg(&[("a <b>.yml", &sim), ("other.yml", &sim)]);
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert_eq!(svg.matches("<svg class=\"chart\"").count(), 2);
-        assert_eq!(svg.matches("data-points=\"4\"").count() >= 2, true);
+        assert!(svg.matches("data-points=\"4\"").count() >= 2);
         assert!(
             svg.contains("a &lt;b&gt;.yml") && !svg.contains("a <b>"),
             "labels escaped"

@@ -148,3 +148,70 @@ fn svg_charts_both_configurations() {
     let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/simulate-example.svg");
     let _ = std::fs::write(keep, &text);
 }
+
+/// `--prometheus-range`: the history comes from a real Prometheus (Debian's, scraping a local
+/// exporter) through the configuration's query, one range query per collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_range_reads_the_history_from_a_real_prometheus() {
+    let exporter = fas_testkit::Exporter::start().await;
+    exporter.set("queue_depth{queue=\"a\"} 42\nqueue_depth{queue=\"b\"} 8\n");
+    let prom = fas_testkit::PromServer::start(&[exporter.addr()]).await;
+    prom.wait_for("queue_depth").await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let range = format!("{}..{}", now - 20, now);
+    let url = prom.url();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("FAS_APP_NAME", "web"),
+            ("FAS_PROMETHEUS_ADDRESS", url.as_str()),
+            ("FAS_PROMETHEUS_METRIC_NAME", "queue_depth"),
+            ("FAS_PROMETHEUS_QUERY", "sum(queue_depth)"),
+            ("FAS_STARTED_MACHINE_COUNT", "ceil(queue_depth / 10)"),
+            ("FAS_INTERVAL", "2s"),
+        ];
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args = [
+            "simulate",
+            "--prometheus-range",
+            &range,
+            "--step",
+            "1s",
+            "--machines",
+            "6",
+            "--started",
+            "1",
+        ];
+        run(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("50"),
+        "the summed value is in the table:\n{out}"
+    );
+    assert!(out.contains("start 4"), "1 started, target 5:\n{out}");
+    assert!(out.contains("summary"), "{out}");
+    // Temporal collectors have no range query: a clear error.
+    let (code, _, err) = run(
+        &["simulate", "--prometheus-range", "10..20"],
+        &[
+            ("FAS_APP_NAME".to_owned(), "web".to_owned()),
+            ("FAS_TEMPORAL_ADDRESS".to_owned(), "127.0.0.1:1".to_owned()),
+            ("FAS_TEMPORAL_METRIC_NAME".to_owned(), "wf".to_owned()),
+            ("FAS_STARTED_MACHINE_COUNT".to_owned(), "wf".to_owned()),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("Prometheus collectors only") && err.contains("`wf`"),
+        "{err}"
+    );
+}

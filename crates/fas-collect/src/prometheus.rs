@@ -236,10 +236,19 @@ impl PrometheusCollector {
     }
 
     fn request(&self, method: Method, form: &str) -> Result<Request<Full<Bytes>>, CollectError> {
+        self.request_to(&self.endpoint.to_string(), method, form)
+    }
+
+    fn request_to(
+        &self,
+        endpoint: &str,
+        method: Method,
+        form: &str,
+    ) -> Result<Request<Full<Bytes>>, CollectError> {
         let (uri, body) = if method == Method::GET {
-            (format!("{}?{form}", self.endpoint), Bytes::new())
+            (format!("{endpoint}?{form}"), Bytes::new())
         } else {
-            (self.endpoint.to_string(), Bytes::from(form.to_owned()))
+            (endpoint.to_owned(), Bytes::from(form.to_owned()))
         };
         let mut builder = Request::builder()
             .method(method.clone())
@@ -290,6 +299,94 @@ impl PrometheusCollector {
             .map_err(transport)
     }
 
+    /// The metric's history for `app` from a range query (`/api/v1/query_range`, the same query,
+    /// token and `multiple-series` rule as a tick, applied at each step): `(unix seconds, value)`
+    /// in time order. For a grouped collector, the series whose `group-by` label is `app`. Used by
+    /// `fly-autoscaler simulate --prometheus-range`. An empty result is
+    /// [`CollectError::EmptyResult`].
+    pub async fn query_range(
+        &self,
+        app: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<(f64, f64)>, CollectError> {
+        let query = self.expanded_query(app);
+        let form = format!(
+            "query={}&start={start:.3}&end={end:.3}&step={:.3}",
+            utf8_percent_encode(&query, FORM),
+            step.as_secs_f64()
+        );
+        let endpoint = format!("{}_range", self.endpoint);
+        let transport = |source| CollectError::Transport {
+            at: self.at.clone(),
+            source,
+        };
+        let send_range = async {
+            let response = send(
+                &self.client,
+                self.request_to(&endpoint, Method::POST, &form)?,
+                MAX_BODY,
+            )
+            .await
+            .map_err(transport)?;
+            if matches!(
+                response.status,
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+            ) {
+                return send(
+                    &self.client,
+                    self.request_to(&endpoint, Method::GET, &form)?,
+                    MAX_BODY,
+                )
+                .await
+                .map_err(transport);
+            }
+            Ok(response)
+        };
+        let response = self.at.bounded(self.timeout, send_range).await?;
+        let body = &response.body;
+        let mut series = match decode_response(&self.at, response.status, body)? {
+            Decoded::Matrix(series) => series,
+            Decoded::Vector(_) => {
+                return Err(CollectError::UnsupportedResultType {
+                    at: self.at.clone(),
+                    result_type: "vector".into(),
+                });
+            }
+            Decoded::Scalar(_) => {
+                return Err(CollectError::UnsupportedResultType {
+                    at: self.at.clone(),
+                    result_type: "scalar".into(),
+                });
+            }
+        };
+        if let Some(group) = &self.group {
+            series.retain(|s| s.metric.get(&group.label).map(String::as_str) == Some(app));
+        }
+        // Each step: the values of the series that have one, through the multiple-series rule.
+        let mut steps: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for s in &series {
+            for (t, v) in &s.values {
+                steps.entry(t.to_bits()).or_default().push(v.as_str());
+            }
+        }
+        let mut out = Vec::with_capacity(steps.len());
+        for (t, values) in steps {
+            let sample = pick(&self.at, &values, self.multiple_series, |text| {
+                parse_value(&self.at, text, body)
+            })?;
+            out.push((f64::from_bits(t), sample.value));
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if out.is_empty() {
+            return Err(CollectError::EmptyResult {
+                at: self.at.clone(),
+            });
+        }
+        Ok(out)
+    }
+
     /// One query for `app` (an ungrouped collector).
     async fn query_once(&self, app: &str) -> Result<f64, CollectError> {
         let response = self.send_query(&self.expanded_query(app)).await?;
@@ -305,6 +402,12 @@ impl PrometheusCollector {
                 value: parse_value(&self.at, &value, body)?,
                 series: 1,
             },
+            Decoded::Matrix(_) => {
+                return Err(CollectError::UnsupportedResultType {
+                    at: self.at.clone(),
+                    result_type: "matrix".into(),
+                });
+            }
         };
         self.note_first_of_several(app, sample);
         Ok(sample.value)
@@ -316,7 +419,7 @@ impl PrometheusCollector {
         let response = self.send_query(&group.query).await?;
         let samples = match decode_response(&self.at, response.status, &response.body)? {
             Decoded::Vector(samples) => samples,
-            Decoded::Scalar(_) => {
+            Decoded::Scalar(_) | Decoded::Matrix(_) => {
                 return Err(CollectError::NotGroupable {
                     at: self.at.clone(),
                     label: group.label.clone(),
@@ -438,12 +541,24 @@ struct VectorSample {
     value: (f64, String),
 }
 
+/// One series of a range query's matrix.
+#[derive(Deserialize)]
+struct MatrixSeries {
+    /// The series' labels.
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    /// `[[unix time, "value"], …]`.
+    values: Vec<(f64, String)>,
+}
+
 /// A successful query's result.
 enum Decoded {
     /// The samples of an instant vector, in Prometheus' order.
     Vector(Vec<VectorSample>),
     /// A scalar's value, as written.
     Scalar(String),
+    /// The series of a range query, in Prometheus' order.
+    Matrix(Vec<MatrixSeries>),
 }
 
 /// Parses one sample value of the response `body`, or a decode error quoting it.
@@ -529,6 +644,9 @@ fn decode_response(at: &Origin, status: StatusCode, body: &[u8]) -> Result<Decod
                 .map_err(|e| decode(format!("bad scalar result: {e}")))?;
             Ok(Decoded::Scalar(value))
         }
+        "matrix" => serde_json::from_value(data.result)
+            .map(Decoded::Matrix)
+            .map_err(|e| decode(format!("bad matrix result: {e}"))),
         other => Err(CollectError::UnsupportedResultType {
             at: at.clone(),
             result_type: other.to_owned(),

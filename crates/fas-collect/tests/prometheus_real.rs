@@ -197,3 +197,54 @@ queue_depth{queue=\"no-app\"} 100
         Err(CollectError::EmptyResult { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_range_query() {
+    let exporter = Exporter::start().await;
+    exporter.set(METRICS);
+    let prom = PromServer::start(&[exporter.addr()]).await;
+    prom.wait_for("queue_depth").await;
+    // Two more scrapes, so the range has several points.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let step = Duration::from_secs(1);
+    let history = collector(&prom, "sum(queue_depth)", MultipleSeries::Error)
+        .query_range("x", now - 30.0, now, step)
+        .await
+        .unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    assert!(history.iter().all(|(_, v)| *v == 50.0), "{history:?}");
+    assert!(history.windows(2).all(|w| w[0].0 < w[1].0), "in time order");
+    // several series per step follow multiple-series, as a tick does
+    let sorted = collector(&prom, "sort_desc(queue_depth)", MultipleSeries::Sum)
+        .query_range("x", now - 30.0, now, step)
+        .await
+        .unwrap();
+    assert!(sorted.iter().all(|(_, v)| *v == 50.0), "{sorted:?}");
+    let err = collector(&prom, "queue_depth", MultipleSeries::Error)
+        .query_range("x", now - 30.0, now, step)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CollectError::MultipleSeries { n: 2, .. }),
+        "{err:?}"
+    );
+    // a grouped collector reads its app's series
+    let mut cfg = PrometheusConfig::new("app_queue", &prom.url(), "sum by (app) (app_queue)");
+    cfg.timeout = Duration::from_secs(5);
+    cfg.group_by = Some(GroupBy::new("app", Duration::from_secs(10)));
+    let grouped = PrometheusCollector::new(cfg).unwrap();
+    let mine = grouped
+        .query_range("my-app", now - 30.0, now, step)
+        .await
+        .unwrap();
+    assert!(mine.iter().all(|(_, v)| *v == 5.0), "{mine:?}");
+    let none = grouped
+        .query_range("ghost", now - 30.0, now, step)
+        .await
+        .unwrap_err();
+    assert!(matches!(none, CollectError::EmptyResult { .. }), "{none:?}");
+}

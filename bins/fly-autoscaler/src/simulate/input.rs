@@ -163,7 +163,8 @@ fn list(names: &[String]) -> String {
 }
 
 /// RFC 3339 (`2026-11-30T08:00:00Z`, any offset) or unix seconds (`1764489600`, `1764489600.5`).
-fn parse_time(s: &str) -> Option<SystemTime> {
+/// Parses a time: RFC 3339 (`2026-11-30T08:00:00Z`) or unix seconds.
+pub fn parse_time(s: &str) -> Option<SystemTime> {
     if let Ok(secs) = s.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
             .then(|| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
@@ -175,6 +176,38 @@ fn parse_time(s: &str) -> Option<SystemTime> {
             + Duration::from_secs(secs)
             + Duration::from_nanos(u64::try_from(ts.subsec_nanosecond()).unwrap_or(0)),
     )
+}
+
+/// Merges per-metric histories (`(unix seconds, value)`, each in time order) into rows: one per
+/// distinct time, each metric's latest value at or before it; times before every metric has a
+/// value are left out. Rows are numbered from 1 (their `line`).
+pub fn merge_histories(metrics: &[String], histories: &[Vec<(f64, f64)>]) -> Series {
+    let mut times: Vec<f64> = histories.iter().flatten().map(|(t, _)| *t).collect();
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    let mut next = vec![0usize; histories.len()];
+    let mut latest: Vec<Option<f64>> = vec![None; histories.len()];
+    let mut rows = Vec::new();
+    for t in times {
+        for (i, h) in histories.iter().enumerate() {
+            while next[i] < h.len() && h[next[i]].0 <= t {
+                latest[i] = Some(h[next[i]].1);
+                next[i] += 1;
+            }
+        }
+        if let Some(values) = latest.iter().copied().collect::<Option<Vec<f64>>>() {
+            let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0));
+            rows.push(Sample {
+                at,
+                line: rows.len() + 1,
+                values,
+            });
+        }
+    }
+    Series {
+        metrics: metrics.to_vec(),
+        rows,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +237,39 @@ mod tests {
             s.rows[1].at.duration_since(s.rows[0].at).unwrap().as_secs(),
             30
         );
+    }
+
+    #[test]
+    fn histories_merge_by_time_carrying_each_value_forward() {
+        let names = vec!["a".to_owned(), "b".to_owned()];
+        let s = merge_histories(
+            &names,
+            &[
+                vec![(10.0, 1.0), (20.0, 2.0), (30.0, 3.0)],
+                vec![(20.0, 5.0), (40.0, 6.0)],
+            ],
+        );
+        let rows: Vec<(u64, Vec<f64>)> = s
+            .rows
+            .iter()
+            .map(|r| {
+                let t =
+                    r.at.duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                (t, r.values.clone())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (20, vec![2.0, 5.0]),
+                (30, vec![3.0, 5.0]),
+                (40, vec![3.0, 6.0])
+            ],
+            "10 s is left out: b has no value yet"
+        );
+        assert_eq!(s.rows[0].line, 1);
     }
 
     #[test]
