@@ -90,11 +90,20 @@ struct SimulateArgs {
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     step: String,
     /// Machines at the start.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        conflicts_with = "from_list"
+    )]
     machines: u32,
     /// Of which started at the start (default: all).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "from_list")]
     started: Option<u32>,
+    /// Start from the app's current fleet: one machine list call (needs the API token); the
+    /// machines are counted as the planner counts them.
+    #[arg(long)]
+    from_list: bool,
     /// Time a start or create takes to reach `started` (Go duration).
     #[arg(long, default_value = "0s", value_name = "DURATION")]
     boot: String,
@@ -156,9 +165,15 @@ fn simulate(sources: config::Sources, args: SimulateArgs) -> anyhow::Result<()> 
     let duration = |flag: &str, v: &str| {
         config::parse_go_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))
     };
+    let (machines, started) = if args.from_list {
+        let counts = fly_autoscaler::simulate::fleet_from_list(&sources)?;
+        (counts.created, Some(counts.started))
+    } else {
+        (args.machines, args.started)
+    };
     let fleet = FleetOptions {
-        machines: args.machines,
-        started: args.started.unwrap_or(args.machines),
+        machines,
+        started: started.unwrap_or(machines),
         boot: duration("boot", &args.boot)?,
         stop: duration("stop", &args.stop)?,
     };

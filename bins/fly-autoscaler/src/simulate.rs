@@ -532,6 +532,27 @@ pub fn run_command(args: &Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The app's current fleet, counted as the planner counts it, from one machine list call (the
+/// configuration needs the API token; the app name must not be a wildcard).
+pub fn fleet_from_list(sources: &Sources) -> anyhow::Result<fas_expr::MachineCounts> {
+    let config = config::load(sources, Purpose::Serve).map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        !config.has_wildcard(),
+        "--from-list needs one app: app-name `{}` has a wildcard",
+        config.app_name
+    );
+    let client = crate::cli::build_client(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let listed = runtime
+        .block_on(client.list_machines(&config.app_name, &Default::default()))
+        .map_err(|e| anyhow::anyhow!("listing the machines of `{}`: {e}", config.app_name))?;
+    let machines: Vec<_> = listed.iter().map(crate::ops::to_domain).collect();
+    Ok(crate::context::counts(&machines, &config.policy()))
+}
+
 fn read_series(input: &Input, config: &Config) -> anyhow::Result<Series> {
     match input {
         Input::Csv(path) => read_input(path, &config.metric_names()),

@@ -215,3 +215,47 @@ async fn prometheus_range_reads_the_history_from_a_real_prometheus() {
         "{err}"
     );
 }
+
+/// `--from-list`: the modelled fleet starts as the app's current one, counted from one list call
+/// (here against the simulator: 5 machines, 2 started, 1 in another process group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_list_starts_from_the_apps_current_fleet() {
+    use fas_flysim::MachineSpec;
+    let sim = support::sim().await;
+    support::add_machines(&sim, "web", 2, &MachineSpec::new().state("started"));
+    support::add_machines(&sim, "web", 2, &MachineSpec::new().state("stopped"));
+    sim.add_machine(
+        "web",
+        MachineSpec::new()
+            .state("started")
+            .process_group(Some("worker")),
+    );
+    let (config, input) = (example("simulate.yml"), example("simulate-load.csv"));
+    let env = vec![
+        ("FAS_API_TOKEN".to_owned(), sim.token().to_owned()),
+        ("FLY_FLAPS_BASE_URL".to_owned(), sim.base_url()),
+        ("FLY_API_BASE_URL".to_owned(), sim.base_url()),
+    ];
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "simulate",
+                "--config",
+                &config,
+                "--input",
+                &input,
+                "--from-list",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let first = out.lines().nth(1).expect("a first row");
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    // time, queue_depth, eval started, plan started, started, created, actions…
+    assert_eq!((cells[4], cells[5]), ("2", "4"), "{first}");
+    assert_eq!(sim.count_route("list"), 1, "one list call, nothing else");
+    assert!(support::mutations(&sim).is_empty());
+}
