@@ -74,3 +74,27 @@ async fn eval_with_calendar_variables_makes_no_call() {
     assert_eq!(got["started"], json!({"min": 2, "max": 2}));
     assert!(sim.request_log().is_empty(), "{:?}", sim.request_log());
 }
+
+/// `plan` reads count variables from its own list (listed before evaluating) and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reads_count_variables_from_its_list() {
+    let sim = sim().await;
+    add_machines(&sim, "web", 1, &MachineSpec::new().state("started"));
+    add_machines(&sim, "web", 2, &MachineSpec::new().state("stopped"));
+    let prom = FakeProm::start(PromAnswer::Value(0.9)).await;
+    let mut env = base_env(&sim, &prom.url(), "web", free_port());
+    set(
+        &mut env,
+        "FAS_STARTED_MACHINE_COUNT",
+        "if queue_depth > 0.8 { started + 1 } else { started }",
+    );
+    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["plan", "--json"], &env))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(plan["targets"]["started"], json!({"min": 2, "max": 2}), "{out}");
+    assert_eq!(plan["kind"], "start", "{out}");
+    assert_eq!(plan["actions"].as_array().map(Vec::len), Some(1), "{out}");
+    assert!(support::mutations(&sim).is_empty(), "plan changes nothing");
+}

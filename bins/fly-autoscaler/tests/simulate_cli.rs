@@ -1,5 +1,5 @@
-//! `fly-autoscaler simulate`: the built binary on the committed example (`examples/simulate.yml`,
-//! `examples/simulate-stable.yml`, `examples/simulate-load.csv`), checked against a snapshot of
+//! `fly-autoscaler simulate`: the built binary on the committed example (`examples/simulate/simulate.yml`,
+//! `examples/simulate/simulate-stable.yml`, `examples/simulate/simulate-load.csv`), checked against a snapshot of
 //! its table and summary (`UPDATE_EXPECT=1` refreshes it), and a bad CSV's error.
 
 mod support;
@@ -11,7 +11,7 @@ use support::run;
 
 fn example(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
+        .join("../../examples/simulate")
         .join(name)
         .display()
         .to_string()
@@ -137,16 +137,42 @@ fn svg_charts_both_configurations() {
     let (code, _out, err) = run(&args, &[]);
     assert_eq!(code, Some(0), "{err}");
     let text = std::fs::read_to_string(&svg).expect("the chart is written");
-    assert!(
-        text.starts_with("<svg xmlns="),
-        "{}",
-        &text[..80.min(text.len())]
-    );
-    assert_eq!(text.matches("<svg class=\"chart\"").count(), 2);
+    // It parses as XML: one chart per configuration, one line per series in each (started,
+    // created, min and max started, the metric), each line with one vertex per planned tick.
+    let doc = roxmltree::Document::parse(&text).expect("the chart is XML");
+    let charts: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("svg") && n.attribute("class") == Some("chart"))
+        .collect();
+    assert_eq!(charts.len(), 2);
+    for chart in &charts {
+        let points: usize = chart.attribute("data-points").unwrap().parse().unwrap();
+        let lines: Vec<_> = chart.descendants().filter(|n| n.has_tag_name("polyline")).collect();
+        let mut classes: Vec<&str> = lines.iter().map(|l| l.attribute("class").unwrap()).collect();
+        classes.sort();
+        assert_eq!(
+            classes,
+            [
+                "series metric",
+                "series step created",
+                "series step started",
+                "series step target-started-max",
+                "series step target-started-min",
+            ]
+        );
+        for line in lines {
+            let vertices = line.attribute("points").unwrap().split(' ').count();
+            let expected = if line.attribute("class") == Some("series metric") {
+                points
+            } else {
+                2 * points - 1
+            };
+            assert_eq!(vertices, expected);
+        }
+    }
     assert!(text.contains("simulate.yml") && text.contains("simulate-stable.yml"));
-    // Also kept for humans, as the status page's screenshot is.
-    let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/simulate-example.svg");
-    let _ = std::fs::write(keep, &text);
+    // The chart shown in README.md and docs/simulate.md (`UPDATE_EXPECT=1` refreshes it).
+    expect_test::expect_file!["../../../docs/simulate-example.svg"].assert_eq(&text);
 }
 
 /// `--prometheus-range`: the history comes from a real Prometheus (Debian's, scraping a local
