@@ -122,6 +122,15 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     let handle = telemetry::install_recorder(telemetry::gauge_idle_timeout(&config))?;
     let shutdown = CancellationToken::new();
     let (reconciler, listener) = prepare(config).await?;
+    // Replicas share the apps through PostgreSQL advisory locks (docs/high-availability.md).
+    // The locks are released only after the loop drained: no other replica takes an app while
+    // this one's calls are in flight.
+    let coord_stop = CancellationToken::new();
+    if let Some(url) = &reconciler.config().postgres_url {
+        let policy = crate::coord::CoordPolicy::default();
+        let coord = crate::coord::Coordinator::start(url, policy, coord_stop.clone())?;
+        reconciler.set_coordinator(coord);
+    }
     let triggers = Arc::new(Triggers::new());
     let mut endpoints = telemetry::Endpoints::new(handle, triggers.clone(), &reconciler);
     let reloader = Arc::new(Reloader::new(
@@ -145,6 +154,7 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
         Ok(Err(join)) => return Err(anyhow::anyhow!("reconciliation loop panicked: {join}")),
         Err(_) => warn!("grace period over; exiting with work in flight"),
     }
+    coord_stop.cancel();
     metrics.abort();
     info!("stopped");
     Ok(())

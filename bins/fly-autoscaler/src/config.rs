@@ -203,6 +203,9 @@ pub struct Config {
     /// Bearer token of `POST /trigger` (`trigger-token` / `FAS_TRIGGER_TOKEN`); without one the endpoint
     /// answers 404.
     pub trigger_token: Option<SecretString>,
+    /// PostgreSQL URL of the replicas' coordination (`postgres-url` / `FAS_POSTGRES_URL`, a secret:
+    /// it holds a password); `None` = this process runs alone ([`crate::coord`]).
+    pub postgres_url: Option<SecretString>,
     /// Least time between two triggered ticks of one app (`trigger-min-gap`, default 1 s).
     pub trigger_min_gap: Duration,
     /// Shadow mode (`dry-run` / `FAS_DRY_RUN`, `serve --dry-run`): collect, evaluate, list and plan,

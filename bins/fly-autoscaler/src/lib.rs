@@ -1,7 +1,7 @@
 //! The pieces of the `fly-autoscaler` binary, as a library so that tests and benches can drive
 //! them: configuration ([`config`]), the Fly API seam ([`fly`]) and the adapter from the Fly API
 //! client to the executor ([`ops`]), one app's tick ([`tick`]) and what it remembers of its
-//! creates ([`creates`]), what a failed collection becomes ([`fallback`]), the loop that schedules ticks ([`schedule`]), what a tick records and
+//! creates ([`creates`]), the coordination of replicas through PostgreSQL ([`coord`]), what a failed collection becomes ([`fallback`]), the loop that schedules ticks ([`schedule`]), what a tick records and
 //! logs ([`report`]), metric names and the `/metrics` listener ([`telemetry`]), the push trigger
 //! ([`trigger`]), the small HTTP
 //! server behind `/metrics` and the demo ([`http`]), the commands ([`cli`]) and the
@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod coord;
 pub mod creates;
 #[cfg(feature = "demo")]
 pub mod demo;

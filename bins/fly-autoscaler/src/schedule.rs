@@ -250,6 +250,9 @@ pub async fn run_with(
             let ok = refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
             have_list |= ok;
             triggers.set_known(slots.keys());
+            if let Some(c) = reconciler.coordinator() {
+                c.set_apps(slots.keys());
+            }
             let names: Vec<String> = slots.keys().cloned().collect();
             reconciler.board().set_apps(&names);
             // The org's app list also carries every app's release status, which stands for the
@@ -267,7 +270,7 @@ pub async fn run_with(
         while running.len() < policy.concurrency {
             let Some((app, slot)) = slots
                 .iter_mut()
-                .filter(|(_, s)| !s.running && s.next.at() <= now)
+                .filter(|(a, s)| !s.running && s.next.at() <= now && owns(&reconciler, a))
                 .min_by_key(|(_, s)| s.next.at())
             else {
                 break;
@@ -299,16 +302,18 @@ pub async fn run_with(
             );
         }
         let wake = slots
-            .values()
-            .filter(|s| !s.running)
-            .map(|s| s.next.at())
+            .iter()
+            .filter(|(a, s)| !s.running && owns(&reconciler, a))
+            .map(|(_, s)| s.next.at())
             .min()
             .filter(|_| running.len() < policy.concurrency)
             .unwrap_or_else(|| far_future(now))
-            .min(refresh_at);
+            .min(refresh_at)
+            .min(recheck_ownership_at(&reconciler, now));
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            () = ownership_changed(&reconciler) => {}
             () = triggers.notified() => {
                 let now = Instant::now();
                 let woken = triggers.take();
@@ -359,6 +364,29 @@ pub async fn run_with(
     }
     info!("reconciliation loop stopped");
     Ok(())
+}
+
+/// Whether this replica ticks `app`: always without coordination; with it, only while it holds
+/// the app's lock on a confirmed session ([`crate::coord`]). An app it does not own keeps its
+/// slot and is ticked once owned (at once if it became due meanwhile).
+fn owns(reconciler: &Reconciler, app: &str) -> bool {
+    reconciler.coordinator().is_none_or(|c| c.may_act(app))
+}
+
+/// Resolves when the coordinator's ownership changes; never without coordination.
+async fn ownership_changed(reconciler: &Reconciler) {
+    match reconciler.coordinator() {
+        Some(c) => c.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// With coordination, the loop looks at ownership again at least once per heartbeat (a change
+/// notified between two waits is not missed for long); without, never.
+fn recheck_ownership_at(reconciler: &Reconciler, now: Instant) -> Instant {
+    reconciler
+        .coordinator()
+        .map_or_else(|| far_future(now), |c| now + c.policy().heartbeat)
 }
 
 fn far_future(now: Instant) -> Instant {

@@ -68,6 +68,12 @@ pub const DRY_RUN_ACTIONS: &str = "fas_dry_run_actions_total";
 pub const CONFIG_RELOADS: &str = "fas_config_reloads_total";
 /// New: batches of creates whose machines all ended `failed` (`app`): a clone that cannot boot.
 pub const CREATES_ALL_FAILED: &str = "fas_creates_all_failed_total";
+/// New: apps whose lock this replica holds (coordination through PostgreSQL, `crate::coord`).
+pub const OWNED_APPS: &str = "fas_owned_apps";
+/// New: app locks this replica acquired.
+pub const LOCK_ACQUISITIONS: &str = "fas_lock_acquisitions_total";
+/// New: app locks this replica lost with its session (not the ones it released to share).
+pub const LOCK_LOSSES: &str = "fas_lock_losses_total";
 
 /// Histogram buckets (seconds) shared by the latency histograms.
 const BUCKETS: &[f64] = &[
@@ -212,6 +218,8 @@ pub struct Endpoints {
     /// When the process started serving (the loop's liveness counts from here until its first
     /// progress).
     pub since: tokio::time::Instant,
+    /// The coordination of replicas, when on: `/status` shows this replica's id and owned apps.
+    pub coordinator: Option<Arc<crate::coord::Coordinator>>,
 }
 
 impl Endpoints {
@@ -231,6 +239,7 @@ impl Endpoints {
             board: reconciler.board().clone(),
             stuck_after: config.interval * 3 + config.timeout,
             since: tokio::time::Instant::now(),
+            coordinator: reconciler.coordinator().cloned(),
         }
     }
 }
@@ -330,10 +339,17 @@ async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<B
                 .health(endpoints.since, endpoints.stuck_after),
         ),
         "/readyz" => health_response(endpoints.board.readiness()),
-        "/status" => json(&serde_json::json!({
-            "generated_at": crate::status::rfc3339(std::time::SystemTime::now()),
-            "apps": endpoints.board.snapshot(),
-        })),
+        "/status" => {
+            let mut status = serde_json::json!({
+                "generated_at": crate::status::rfc3339(std::time::SystemTime::now()),
+                "apps": endpoints.board.snapshot(),
+            });
+            // With coordination only: this replica's id, session and owned apps.
+            if let Some(c) = &endpoints.coordinator {
+                status["replica"] = c.status_json();
+            }
+            json(&status)
+        }
         p if p.starts_with("/status/") => {
             let app = &p["/status/".len()..];
             match endpoints.board.app(app) {

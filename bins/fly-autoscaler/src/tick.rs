@@ -73,6 +73,10 @@ pub enum TickError {
     /// Shutdown began before any machine was touched.
     #[error("shutting down before acting")]
     ShuttingDown,
+    /// Coordination of replicas is on and this replica does not hold the app's lock on a
+    /// confirmed session ([`crate::coord`]): the plan is not executed.
+    #[error("lock not confirmed: another replica may own this app; not acting")]
+    LockNotConfirmed,
 }
 
 /// Collects every metric for `app`, concurrently. Any failure fails the whole collection.
@@ -266,6 +270,7 @@ pub struct Reconciler {
     apps: Mutex<HashMap<String, AppState>>,
     releases: Mutex<Option<ReleaseView>>,
     board: Arc<StatusBoard>,
+    coord: std::sync::OnceLock<Arc<crate::coord::Coordinator>>,
 }
 
 impl Reconciler {
@@ -285,7 +290,19 @@ impl Reconciler {
             apps: Mutex::new(HashMap::new()),
             releases: Mutex::new(None),
             board: Arc::new(StatusBoard::new()),
+            coord: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Turns the coordination of replicas on (once; `postgres-url`): from then on a plan is
+    /// executed only while this replica holds the app's lock on a confirmed session.
+    pub fn set_coordinator(&self, coord: Arc<crate::coord::Coordinator>) {
+        let _ = self.coord.set(coord);
+    }
+
+    /// The coordinator, when coordination is on.
+    pub fn coordinator(&self) -> Option<&Arc<crate::coord::Coordinator>> {
+        self.coord.get()
     }
 
     /// The decision record and liveness of the loop (shared with the HTTP endpoints).
@@ -415,6 +432,7 @@ impl Reconciler {
             Ok(o) => o.plan.kind().as_str(),
             Err(TickError::DeployInProgress { .. }) => "skipped_deploy",
             Err(TickError::ShuttingDown) => "skipped_shutdown",
+            Err(TickError::LockNotConfirmed) => "skipped_lock",
             Err(_) => "skipped_error",
         };
         metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
@@ -492,6 +510,11 @@ impl Reconciler {
             });
         }
 
+        // Coordination of replicas: act only while holding the app's lock on a confirmed session.
+        let _acting = match self.coord.get() {
+            Some(c) => Some(c.begin_acting(app).ok_or(TickError::LockNotConfirmed)?),
+            None => None,
+        };
         let ops = Bounded {
             inner: rt.fly.machine_ops(app, &listed),
             hard_deadline: deadline + IN_FLIGHT_GRACE,
@@ -504,6 +527,7 @@ impl Reconciler {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {}
                 () = shutdown.cancelled() => {}
+                () = crate::coord::lost(self.coord.get(), app) => {}
             }
         };
         let report = fas_reconcile::execute(&ops, &plan, &exec, stop).await;
@@ -712,7 +736,9 @@ impl MachineOps for Bounded<'_> {
 pub fn log_tick_error(e: &TickError) {
     use crate::report::error_chain;
     match e {
-        TickError::DeployInProgress { .. } => warn!(error = %e, "skipped"),
+        TickError::DeployInProgress { .. } | TickError::LockNotConfirmed => {
+            warn!(error = %e, "skipped")
+        }
         TickError::ShuttingDown => tracing::info!(reason = %e, "skipped"),
         _ => tracing::error!(
             error = %error_chain(e),

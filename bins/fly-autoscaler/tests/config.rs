@@ -290,6 +290,20 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             |c| format!("{:?}", c.trigger_min_gap),
         ),
         (
+            vec![(
+                "postgres-url",
+                "FAS_POSTGRES_URL",
+                "postgres://fas:pw@db.internal:5432/fas?sslmode=require",
+            )],
+            "postgres://fas:pw@db.internal:5432/fas?sslmode=require",
+            |c| {
+                c.postgres_url
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned())
+                    .unwrap_or_default()
+            },
+        ),
+        (
             vec![("trigger-token", "FAS_TRIGGER_TOKEN", "t0k3n")],
             "t0k3n",
             |c| {

@@ -197,7 +197,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors"#]],
+              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, metric-collectors"#]],
     );
     check(
         &[],
@@ -233,7 +233,7 @@ fn warnings_found_before_a_file_problem_are_kept() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, metric-collectors
+              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, metric-collectors
             warnings:
               - FILE:1: unset variable `NAME`: it expands to the empty string
               - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"#]],

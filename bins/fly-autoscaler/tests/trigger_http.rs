@@ -26,6 +26,7 @@ async fn serve(token: Option<&str>) -> (std::net::SocketAddr, Arc<Triggers>, Can
         board: Arc::new(fly_autoscaler::status::StatusBoard::new()),
         stuck_after: std::time::Duration::from_secs(75),
         since: tokio::time::Instant::now(),
+        coordinator: None,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(telemetry::serve(listener, endpoints, shutdown.clone()));

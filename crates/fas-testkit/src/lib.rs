@@ -3,6 +3,8 @@
 //! - [`PromServer`]: Debian's `prometheus` scraping given targets every second.
 //! - [`Exporter`]: a tiny HTTP server serving Prometheus text at `/metrics`, changeable at run time.
 //! - [`TemporalServer`]: the Temporal CLI's dev server (in-memory), with [`TemporalServer::start_workflow`].
+//! - [`PgServer`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, `fsync=off`), stoppable and
+//!   restartable for outage tests.
 //! - [`free_port`]: a currently free loopback port.
 //!
 //! Binaries are found through `FAS_TEST_PROMETHEUS_BIN` / `FAS_TEST_TEMPORAL_BIN` (exported by
@@ -17,11 +19,13 @@
 #![deny(missing_docs)]
 
 mod exporter;
+mod postgres;
 mod process;
 mod prom;
 mod temporal;
 
 pub use exporter::Exporter;
+pub use postgres::PgServer;
 pub use prom::PromServer;
 pub use temporal::TemporalServer;
 

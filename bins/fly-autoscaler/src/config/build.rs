@@ -332,6 +332,11 @@ pub(crate) fn build(
             .text(Key::TriggerToken)
             .filter(|t| !t.is_empty())
             .map(SecretString::from),
+        // Coordination of replicas (crate::coord); empty (e.g. `${UNSET}`) = alone, as today.
+        postgres_url: layer
+            .text(Key::PostgresUrl)
+            .filter(|t| !t.trim().is_empty())
+            .map(SecretString::from),
         api_token: app.api_token,
         verbose: process.verbose,
         dry_run,

@@ -228,6 +228,8 @@ config_keys! {
         DryRun(dry_run: Lenient) = "dry-run", env "FAS_DRY_RUN";
         /// Least time between two triggered ticks of one app.
         TriggerMinGap(trigger_min_gap: Lenient) = "trigger-min-gap", env "FAS_TRIGGER_MIN_GAP";
+        /// PostgreSQL URL of the replicas' coordination (none = this process runs alone).
+        PostgresUrl(postgres_url: Lenient) = "postgres-url", env "FAS_POSTGRES_URL" [secret];
     }
     collector {
         /// `prometheus` or `temporal` (env collectors: implied by the address variable).
@@ -310,6 +312,15 @@ mod tests {
                     .map(|k| k.yaml()),
             )
             .collect();
-        assert_eq!(secrets, ["api-token", "trigger-token", "token", "key-data"]);
+        assert_eq!(
+            secrets,
+            [
+                "api-token",
+                "trigger-token",
+                "postgres-url",
+                "token",
+                "key-data"
+            ]
+        );
     }
 }
