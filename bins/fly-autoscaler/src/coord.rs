@@ -416,7 +416,9 @@ impl Coordinator {
             std::mem::take(&mut st.owned)
         };
         metrics::gauge!(m::OWNED_APPS).set(0.0);
-        if !lost.is_empty() {
+        if why == "shutdown" {
+            info!(replica = %self.id, apps = lost.len(), "coordination session closed: the locks are released");
+        } else if !lost.is_empty() {
             metrics::counter!(m::LOCK_LOSSES).increment(lost.len() as u64);
             warn!(replica = %self.id, apps = lost.len(), reason = why, "coordination session lost: acting on no app until the locks are taken again");
         }
