@@ -81,7 +81,19 @@ fn op_error(err: fas_flyapi::Error) -> OpError {
         E::Timeout { .. } => OpErrorKind::Timeout,
         _ => OpErrorKind::Other,
     };
-    OpError::new(kind, err.to_string())
+    // The cases where flyapi.md says a mutation's side effect may have happened (so the client
+    // does not retry them either): an answer lost in flight, 500, 502, 504, 408.
+    let effect_unknown = match &err {
+        E::Transport { connect, .. } => !connect,
+        E::Api { status, .. } => matches!(status, 408 | 500 | 502 | 504),
+        _ => false,
+    };
+    let e = OpError::new(kind, err.to_string());
+    if effect_unknown {
+        e.with_effect_unknown()
+    } else {
+        e
+    }
 }
 
 async fn timed<T>(

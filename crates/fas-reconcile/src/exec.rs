@@ -67,6 +67,9 @@ impl OpErrorKind {
 #[error("{}: {message}", kind.as_str())]
 pub struct OpError {
     kind: OpErrorKind,
+    /// The call may have taken effect (a timeout, an answer lost in flight, a 5xx after the
+    /// request was sent): the executor then calls in no spare, which could overshoot the target.
+    effect_unknown: bool,
     message: String,
     #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
@@ -77,6 +80,8 @@ impl OpError {
     pub fn new(kind: OpErrorKind, message: impl Into<String>) -> OpError {
         OpError {
             kind,
+            // A timeout never proves that nothing happened.
+            effect_unknown: kind == OpErrorKind::Timeout,
             message: message.into(),
             source: None,
         }
@@ -94,6 +99,20 @@ impl OpError {
     ) -> OpError {
         self.source = Some(Arc::new(source));
         self
+    }
+
+    /// Marks the call as one that may have taken effect although it failed (e.g. an answer lost
+    /// after the request was sent). See [`OpError::effect_unknown`].
+    pub fn with_effect_unknown(mut self) -> OpError {
+        self.effect_unknown = true;
+        self
+    }
+
+    /// Whether the failed call may still have taken effect ([`OpErrorKind::Timeout`] always
+    /// may). The executor calls in no spare for such a failure: if the call did take effect, a
+    /// spare would push the count past the target.
+    pub const fn effect_unknown(&self) -> bool {
+        self.effect_unknown
     }
 
     /// The broad cause.
@@ -273,8 +292,11 @@ async fn run_one<O: MachineOps + ?Sized>(
 /// Runs the plan with at most `policy.concurrency` calls in flight, launching in plan order.
 ///
 /// - Every planned action gets an outcome, in plan order; a failure does not stop the others.
-/// - When a start/stop/suspend fails, the next unused spare of the same kind is launched, so
-///   the successes never exceed the planned actions. Creates and destroys have no spares.
+/// - When a start/stop/suspend fails and surely did not take effect, the next unused spare of
+///   the same kind is launched, so the successes never exceed the planned actions. A failure
+///   whose effect is unknown ([`OpError::effect_unknown`]: a timeout, an answer lost in flight)
+///   calls in no spare: the call may have worked, and a spare would overshoot the target.
+///   Creates and destroys have no spares.
 /// - No retries: a failed action is reported and the next tick re-plans from a fresh list.
 /// - When `stop` resolves (deadline or cancellation), nothing new is launched (those actions
 ///   are [`Outcome::Skipped`]) and the calls in flight are awaited: bound them with per-call
@@ -330,7 +352,10 @@ pub async fn execute<O: MachineOps + ?Sized>(
             Ok(id) => (Outcome::Ok, id),
             Err(e) => {
                 let kind = all[i].action.kind();
-                if let Some(j) = (next_spare..all.len()).find(|&j| all[j].action.kind() == kind) {
+                let spare = (!e.effect_unknown())
+                    .then(|| (next_spare..all.len()).find(|&j| all[j].action.kind() == kind))
+                    .flatten();
+                if let Some(j) = spare {
                     next_spare = j + 1;
                     queue.push_back(j);
                 }

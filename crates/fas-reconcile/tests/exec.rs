@@ -16,6 +16,8 @@ use tokio::time::{Instant, sleep};
 struct Fake {
     calls: Mutex<Vec<(String, Duration)>>,
     fail: BTreeSet<String>,
+    /// Ids whose calls fail in a way that may have taken effect (a timeout, a lost answer).
+    ambiguous: BTreeMap<String, OpError>,
     delay: BTreeMap<String, Duration>,
     default_delay: Duration,
     in_flight: AtomicUsize,
@@ -43,6 +45,9 @@ impl Fake {
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
         sleep(*self.delay.get(id).unwrap_or(&self.default_delay)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(e) = self.ambiguous.get(id) {
+            return Err(e.clone());
+        }
         if self.fail.contains(id) {
             Err(OpError::new(
                 OpErrorKind::Conflict,
@@ -292,6 +297,40 @@ async fn failed_start_calls_in_one_spare_like_go() {
     );
     let s = report.stats();
     assert_eq!((s.start.ok, s.start.failed), (2, 1));
+}
+
+/// Regression (found by the chaos soak): a start that timed out may have started its machine; a
+/// spare called in after it pushed started above the target. A failure whose effect is unknown
+/// calls in no spare; one that surely had no effect still does.
+#[tokio::test(start_paused = true)]
+async fn no_spare_after_a_failure_that_may_have_taken_effect() {
+    for (error, spare) in [
+        (OpError::new(OpErrorKind::Timeout, "timed out"), false),
+        (
+            OpError::other("502 bad gateway").with_effect_unknown(),
+            false,
+        ),
+        (OpError::other("503 unavailable"), true),
+        (OpError::new(OpErrorKind::RateLimited, "429"), true),
+    ] {
+        let mut fake = Fake::new();
+        fake.ambiguous.insert("2".into(), error.clone());
+        let plan = plan_of(PlanKind::Start, starts(&["1", "2"]), starts(&["3", "4"]));
+        let report = execute(
+            &fake,
+            &plan,
+            &ExecPolicy::sequential(),
+            std::future::pending(),
+        )
+        .await;
+        let expected: &[&str] = if spare {
+            &["start 1", "start 2", "start 3"]
+        } else {
+            &["start 1", "start 2"]
+        };
+        assert_eq!(fake.calls(), expected, "{error}");
+        assert_eq!(report.outcomes.iter().any(|o| o.spare), spare, "{error}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
