@@ -81,11 +81,11 @@ fn op_error(err: fas_flyapi::Error) -> OpError {
         E::Timeout { .. } => OpErrorKind::Timeout,
         _ => OpErrorKind::Other,
     };
-    // The cases where flyapi.md says a mutation's side effect may have happened (so the client
-    // does not retry them either): an answer lost in flight, 500, 502, 504, 408.
+    // No answer came back although the request was sent (a timeout, a connection lost in
+    // flight): the call may have worked, so the executor calls in no spare. An error answer
+    // (500, 502, …) keeps the Go behaviour: the next candidate is tried.
     let effect_unknown = match &err {
         E::Transport { connect, .. } => !connect,
-        E::Api { status, .. } => matches!(status, 408 | 500 | 502 | 504),
         _ => false,
     };
     let e = OpError::new(kind, err.to_string());

@@ -67,8 +67,8 @@ impl OpErrorKind {
 #[error("{}: {message}", kind.as_str())]
 pub struct OpError {
     kind: OpErrorKind,
-    /// The call may have taken effect (a timeout, an answer lost in flight, a 5xx after the
-    /// request was sent): the executor then calls in no spare, which could overshoot the target.
+    /// The call may have taken effect although it failed (a timeout, an answer lost in flight):
+    /// the executor then calls in no spare, which could overshoot the target.
     effect_unknown: bool,
     message: String,
     #[source]
