@@ -47,8 +47,9 @@ const RELEASE_STALENESS: Duration = Duration::from_millis(1_000 + 3_000 + 3_000 
 /// them; the next ticks bring the count back to the target).
 const CAME_BACK: Duration = EFFECT_WINDOW;
 
-/// The violation kind of a known bug: a spare start called in after a start that timed out but
-/// took effect (`fas_reconcile::execute` treats a timeout as a failure).
+/// The violation kind of a bug this soak found, now fixed: a spare start called in after a start
+/// that timed out but took effect (`fas_reconcile::execute` no longer calls in a spare after a
+/// failure whose effect is unknown). Kept as its own kind so a regression names itself.
 pub const KNOWN_SPARE: &str = "spare start after a timed-out start that took effect";
 
 /// The per-app expressions of the soak and their targets.
@@ -702,8 +703,7 @@ fn check_state(sim: &Simulator, truth: &Shared, apps: &[String]) {
                     .any(|at| *at >= now.checked_sub(EFFECT_WINDOW).unwrap_or(t.t0))
             });
             if newly_started > 0 && recent_start_timeout {
-                // fas-reconcile's executor calls in a spare start when a start fails, a timeout
-                // included; when the timed-out start took effect both machines start.
+                // The fixed executor bug: a spare start after a timed-out start that took effect.
                 t.violation(format!(
                     "{app}: {KNOWN_SPARE}: {started} started, above every max target of the last {EFFECT_WINDOW:?} ({max_started})"
                 ));
