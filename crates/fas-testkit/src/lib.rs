@@ -19,12 +19,14 @@
 #![deny(missing_docs)]
 
 mod exporter;
+mod hostile;
 mod postgres;
 mod process;
 mod prom;
 mod temporal;
 
 pub use exporter::Exporter;
+pub use hostile::{Hostile, hostile};
 pub use postgres::PgServer;
 pub use prom::PromServer;
 pub use temporal::TemporalServer;
