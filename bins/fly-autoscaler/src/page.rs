@@ -85,8 +85,9 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-/// `at` (RFC 3339) relative to `now`: `"12 s ago"`, `"in 3 s"`.
-fn relative(at: &str, now: SystemTime) -> Option<String> {
+/// `at` (RFC 3339) relative to `now`: `"12s ago"`, `"in 3s"` (whole seconds). Shared with
+/// `fly-autoscaler status`.
+pub fn relative(at: &str, now: SystemTime) -> Option<String> {
     let t = humantime::parse_rfc3339_weak(at).ok()?;
     let (d, past) = match now.duration_since(t) {
         Ok(d) => (d, true),

@@ -153,20 +153,9 @@ fn when(at: &str, now: SystemTime) -> String {
     };
     let day = humantime::format_rfc3339_seconds(t).to_string();
     let clock = day.get(11..19).unwrap_or(&day).to_owned();
-    let (d, past) = match now.duration_since(t) {
-        Ok(d) => (d, true),
-        Err(e) => (e.duration(), false),
-    };
-    let d = Duration::from_secs(d.as_secs());
-    let human = if d.is_zero() {
-        "0s".to_owned()
-    } else {
-        humantime::format_duration(d).to_string()
-    };
-    if past {
-        format!("{clock} ({human} ago)")
-    } else {
-        format!("{clock} (in {human})")
+    match crate::page::relative(at, now) {
+        Some(rel) => format!("{clock} ({rel})"),
+        None => clock,
     }
 }
 
