@@ -291,7 +291,10 @@ fn an_unknown_variable_lists_the_metrics_and_the_context_variables() {
     check(
         &[
             ("FAS_APP_NAME", "web"),
-            ("FAS_STARTED_MACHINE_COUNT", "if hours > 8 { queue } else { 0 }"),
+            (
+                "FAS_STARTED_MACHINE_COUNT",
+                "if hours > 8 { queue } else { 0 }",
+            ),
             ("FAS_PROMETHEUS_ADDRESS", "http://prom:9090"),
             ("FAS_PROMETHEUS_METRIC_NAME", "queue"),
             ("FAS_PROMETHEUS_QUERY", "sum(queue)"),

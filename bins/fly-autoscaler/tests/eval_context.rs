@@ -93,7 +93,11 @@ async fn plan_reads_count_variables_from_its_list() {
         .unwrap();
     assert_eq!(code, Some(0), "{err}");
     let plan: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(plan["targets"]["started"], json!({"min": 2, "max": 2}), "{out}");
+    assert_eq!(
+        plan["targets"]["started"],
+        json!({"min": 2, "max": 2}),
+        "{out}"
+    );
     assert_eq!(plan["kind"], "start", "{out}");
     assert_eq!(plan["actions"].as_array().map(Vec::len), Some(1), "{out}");
     assert!(support::mutations(&sim).is_empty(), "plan changes nothing");

@@ -147,8 +147,14 @@ fn svg_charts_both_configurations() {
     assert_eq!(charts.len(), 2);
     for chart in &charts {
         let points: usize = chart.attribute("data-points").unwrap().parse().unwrap();
-        let lines: Vec<_> = chart.descendants().filter(|n| n.has_tag_name("polyline")).collect();
-        let mut classes: Vec<&str> = lines.iter().map(|l| l.attribute("class").unwrap()).collect();
+        let lines: Vec<_> = chart
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .collect();
+        let mut classes: Vec<&str> = lines
+            .iter()
+            .map(|l| l.attribute("class").unwrap())
+            .collect();
         classes.sort();
         assert_eq!(
             classes,
