@@ -22,7 +22,6 @@ fn assert_clean(report: &SoakReport, min_ticks: u64, also: &[&str]) {
         "delay",
         "deploy",
         "host_unreachable",
-        "boot_failure",
     ]
     .iter()
     .chain(also)
@@ -54,11 +53,13 @@ async fn soak_short() {
         chaos: Duration::from_secs(45),
         apps: 4,
         seed: 7,
+        concurrency: 1,
     }
     .run()
     .await;
     // The failing machine is started only when its app needs a start while it is the first
-    // candidate: rare in 45 s, certain in the long run. The executor bug this soak found (a
+    // candidate, and a clone fails at boot only at its first start: both rare in 45 s (the
+    // short run need not meet them), certain in the long run, which requires both. The executor bug this soak found (a
     // spare start after a timed-out start that took effect, `support::soak::KNOWN_SPARE`) is
     // fixed: no violation is tolerated.
     assert_clean(&report, 40, &[]);
@@ -91,6 +92,7 @@ async fn soak_long() {
         chaos: Duration::from_secs(minutes * 60),
         apps,
         seed,
+        concurrency: 8,
     }
     .run()
     .await;
@@ -102,5 +104,9 @@ async fn soak_long() {
     if let Some(path) = report_path {
         std::fs::write(path, report.to_string()).expect("write the soak report");
     }
-    assert_clean(&report, minutes * 60 * 4, &["failing_start"]);
+    assert_clean(
+        &report,
+        minutes * 60 * 4,
+        &["failing_start", "boot_failure"],
+    );
 }

@@ -486,6 +486,8 @@ pub struct Soak {
     pub apps: usize,
     /// Seed of the chaos schedule and of the simulator.
     pub seed: u64,
+    /// Apps reconciled at once (`concurrency`; the Go default is 1).
+    pub concurrency: usize,
 }
 
 /// What a soak run did and found.
@@ -828,6 +830,7 @@ impl Soak {
         sim.configure(|c| c.faults.boot_failure_probability = 0.3);
 
         let base = sim.base_url();
+        let concurrency = self.concurrency.to_string();
         let settings = [
             ("FAS_APP_NAME", "soak-*"),
             ("FAS_ORG", "soak-org"),
@@ -841,9 +844,9 @@ impl Soak {
             ("FAS_INITIAL_MACHINE_STATE", "stopped"),
             ("FAS_INTERVAL", "1s"),
             ("FAS_TIMEOUT", "3s"),
-            // A fleet: without it (the Go default of 1) the ticks of many apps queue one behind
-            // the other and a 30-app soak made only ~3 ticks a second.
-            ("FAS_CONCURRENCY", "8"),
+            // A fleet: at the Go default of 1 the ticks of many apps queue one behind the other
+            // (a 30-app soak made only ~3 ticks a second).
+            ("FAS_CONCURRENCY", concurrency.as_str()),
             ("FAS_APP_LIST_REFRESH_INTERVAL", "10s"),
         ];
         let config = super::fake_fly::test_config(&settings);
