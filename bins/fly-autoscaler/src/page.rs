@@ -79,12 +79,6 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
 /// `at` (RFC 3339) relative to `now`: `"12s ago"`, `"in 3s"` (whole seconds). Shared with
 /// `fly-autoscaler status`.
 pub fn relative(at: &str, now: SystemTime) -> Option<String> {
@@ -404,7 +398,7 @@ const STEPS: &[Step] = &[
 /// The app's chart of the last hour (see the module docs for the scales).
 fn chart(out: &mut String, app: &AppStatus, now: SystemTime) {
     let points: Vec<ChartPoint> = app.chart.iter().cloned().collect();
-    let end = unix(now);
+    let end = crate::status::unix(now);
     let span = points
         .first()
         .map_or(0.0, |p| end - p.t)

@@ -223,7 +223,6 @@ pub async fn run_with(
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     let mut running: JoinSet<(String, Next)> = JoinSet::new();
     let mut refresh_at = Instant::now();
-    let mut have_list = false;
     debug_assert!(policy.app_list_refresh > Duration::ZERO);
     let mut tick: u64 = 0;
     info!(
@@ -247,8 +246,7 @@ pub async fn run_with(
         let now = Instant::now();
         if now >= refresh_at {
             // Single-app mode lists nothing: the list is the configured name.
-            let ok = refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
-            have_list |= ok;
+            refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
             triggers.set_known(slots.keys());
             if let Some(c) = reconciler.coordinator() {
                 c.set_apps(slots.keys());
@@ -359,9 +357,6 @@ pub async fn run_with(
             warn!(error = %join, "a tick task failed");
         }
     }
-    if !have_list {
-        debug!("the loop stopped before any app list was read");
-    }
     info!("reconciliation loop stopped");
     Ok(())
 }
@@ -403,19 +398,18 @@ pub fn first_due(now: Instant, interval: Duration, k: usize, n: usize) -> Instan
 
 /// Reads the app list and updates the slots: new apps are due within the interval, spread
 /// ([`first_due`]); apps that left are forgotten (their state and, through the exporter's idle
-/// timeout, their gauges); a failed read keeps the previous list. Returns whether the list was
-/// read.
+/// timeout, their gauges); a failed read keeps the previous list.
 async fn refresh_apps(
     reconciler: &Reconciler,
     slots: &mut BTreeMap<String, Slot>,
     now: Instant,
     interval: Duration,
-) -> bool {
+) {
     let list = match reconciler.list_apps().await {
         Ok(list) => list,
         Err(e) => {
             warn!(error = %format!("{e:#}"), "refreshing the app list failed; keeping the previous list");
-            return false;
+            return;
         }
     };
     let gone: Vec<String> = slots
@@ -425,7 +419,7 @@ async fn refresh_apps(
         .collect();
     let added = list.iter().filter(|a| !slots.contains_key(*a)).count();
     if added == 0 && gone.is_empty() {
-        return true;
+        return;
     }
     for app in &gone {
         if let Some(slot) = slots.remove(app)
@@ -446,7 +440,6 @@ async fn refresh_apps(
         slots.insert(app.clone(), slot);
     }
     info!(apps = %list.join(","), removed = %gone.join(","), "app list");
-    true
 }
 
 #[cfg(test)]

@@ -397,12 +397,6 @@ pub struct Args {
     pub svg: Option<PathBuf>,
 }
 
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
 /// The chart points of a simulation: one per tick that planned (gaps and evaluation errors are
 /// left out).
 pub fn chart_points(sim: &Simulation) -> Vec<crate::status::ChartPoint> {
@@ -412,7 +406,7 @@ pub fn chart_points(sim: &Simulation) -> Vec<crate::status::ChartPoint> {
             let targets = row.planned?;
             let values = row.values.as_ref()?;
             Some(crate::status::ChartPoint {
-                t: unix(row.at),
+                t: crate::status::unix(row.at),
                 metrics: sim
                     .metrics
                     .iter()
@@ -434,11 +428,11 @@ pub fn render_svg(runs: &[(&str, &Simulation)]) -> String {
     let block = HEIGHT + 44.0;
     let start = runs
         .iter()
-        .filter_map(|(_, s)| s.rows.first().map(|r| unix(r.at)))
+        .filter_map(|(_, s)| s.rows.first().map(|r| crate::status::unix(r.at)))
         .fold(f64::INFINITY, f64::min);
     let end = runs
         .iter()
-        .filter_map(|(_, s)| s.rows.last().map(|r| unix(r.at)))
+        .filter_map(|(_, s)| s.rows.last().map(|r| crate::status::unix(r.at)))
         .fold(f64::NEG_INFINITY, f64::max);
     let (start, end) = if start.is_finite() && end > start {
         (start, end)
@@ -592,7 +586,7 @@ fn read_prometheus_range(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (start, end) = (unix(start), unix(end));
+    let (start, end) = (crate::status::unix(start), crate::status::unix(end));
     let histories = runtime.block_on(async {
         let mut out = Vec::new();
         for c in &collectors {

@@ -39,7 +39,9 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn unix(t: SystemTime) -> f64 {
+/// Seconds since the Unix epoch (0 for a time before it): the time of chart points, shared by
+/// the status page, `simulate` and the tick.
+pub fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()

@@ -439,7 +439,7 @@ impl Reconciler {
             .increment(1);
         let last_success = self.with_state(app, |s| {
             if result.is_ok() {
-                s.last_success = Some(unix_now());
+                s.last_success = Some(crate::status::unix(SystemTime::now()));
             }
             s.last_success
         });
@@ -664,13 +664,6 @@ async fn list(rt: &Runtime, app: &str) -> Result<Vec<fas_flyapi::Machine>, TickE
         .list_machines(app)
         .await
         .map_err(|e| TickError::List(Box::new(e)))
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }
 
 /// `*` matches any run of characters; everything else is literal; the match is anchored.
