@@ -113,6 +113,37 @@ impl CoordPolicy {
     pub fn confirmation_ttl(&self) -> Duration {
         self.heartbeat + self.query_timeout
     }
+
+    /// The policy from the three configuration knobs (`postgres-heartbeat`,
+    /// `postgres-query-timeout`, `postgres-slack`); the rest keeps its default.
+    ///
+    /// The keepalives follow the heartbeat so that the fencing margin always holds:
+    /// `keepalive_interval = ⌈heartbeat⌉` and `keepalive_idle = ⌈2.5 × heartbeat⌉` (whole
+    /// seconds, what the server takes), 3 probes, so the server drops a silent session
+    /// (and its locks) no sooner than `5.5 × heartbeat` after the last heartbeat, while the
+    /// replica has stopped acting after `heartbeat + query_timeout` (< `2 × heartbeat` when
+    /// `query_timeout < heartbeat`, which the configuration checks). The defaults
+    /// (2 s, 1 s, 1) give [`CoordPolicy::default`].
+    pub fn from_knobs(heartbeat: Duration, query_timeout: Duration, slack: usize) -> Self {
+        fn ceil_secs(d: Duration) -> Duration {
+            Duration::from_secs((d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1))
+        }
+        CoordPolicy {
+            heartbeat,
+            query_timeout,
+            slack,
+            keepalive_idle: ceil_secs(heartbeat.saturating_mul(5) / 2),
+            keepalive_interval: ceil_secs(heartbeat),
+            keepalive_count: 3,
+            ..CoordPolicy::default()
+        }
+    }
+
+    /// When the server declares a silent session dead and releases its locks, counted from the
+    /// last answered probe: `keepalive_idle + keepalive_interval × keepalive_count`.
+    pub fn keepalive_detection(&self) -> Duration {
+        self.keepalive_idle + self.keepalive_interval * self.keepalive_count
+    }
 }
 
 /// The fair share of one replica: `⌈apps / replicas⌉` (replicas counted at least 1).
@@ -808,5 +839,44 @@ mod tests {
         let bad = SecretString::from("postgres://fas:hunter2-canary@db:notaport/x".to_owned());
         let e = Target::parse(&bad).unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn from_knobs_with_the_defaults_is_the_default_policy() {
+        let p = CoordPolicy::from_knobs(Duration::from_secs(2), Duration::from_secs(1), 1);
+        assert_eq!(p, CoordPolicy::default());
+        assert_eq!(p.keepalive_detection(), Duration::from_secs(11));
+        assert_eq!(p.confirmation_ttl(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn from_knobs_rounds_the_keepalives_up_to_whole_seconds() {
+        let p = CoordPolicy::from_knobs(Duration::from_millis(1500), Duration::from_millis(500), 0);
+        assert_eq!(p.keepalive_interval, Duration::from_secs(2));
+        assert_eq!(p.keepalive_idle, Duration::from_secs(4)); // 3.75 s
+        assert_eq!(p.keepalive_count, 3);
+        assert_eq!(p.slack, 0);
+        let p = CoordPolicy::from_knobs(Duration::from_secs(10), Duration::from_secs(3), 2);
+        assert_eq!(p.keepalive_interval, Duration::from_secs(10));
+        assert_eq!(p.keepalive_idle, Duration::from_secs(25));
+        assert_eq!(p.keepalive_detection(), Duration::from_secs(55));
+    }
+
+    proptest::proptest! {
+        /// The fencing margin: the server releases a silent replica's locks (keepalive
+        /// detection, at least 5.5 × heartbeat) only long after that replica stopped acting
+        /// (heartbeat + query timeout, the query timeout being under the heartbeat).
+        #[test]
+        fn keepalive_detection_outlasts_the_fail_closed_bound(
+            heartbeat_ms in 1_000u64..600_000,
+            timeout_permille in 1u64..1000,
+        ) {
+            let heartbeat = Duration::from_millis(heartbeat_ms);
+            let query_timeout = Duration::from_millis((heartbeat_ms * timeout_permille / 1000).max(1));
+            proptest::prop_assume!(query_timeout < heartbeat);
+            let p = CoordPolicy::from_knobs(heartbeat, query_timeout, 1);
+            proptest::prop_assert!(p.keepalive_detection() > p.confirmation_ttl());
+            proptest::prop_assert!(p.keepalive_detection().as_secs_f64() >= 5.5 * heartbeat.as_secs_f64());
+        }
     }
 }
