@@ -8,6 +8,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Bounds, Machine, Policy, RegionCursor, Targets};
 use crate::output::{Action, Counts, Plan};
 use crate::plan::plan;
@@ -194,7 +196,10 @@ impl From<&Counts> for Current {
 /// let down = state.adjust(&behavior, &started(1), now(4), t0 + Duration::from_secs(60));
 /// assert_eq!(down.started, Some(Bounds { min: 1, max: 2 }));
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// It serializes as `{"last_scale_up": time or null}` (kept in PostgreSQL by the binary so that
+/// a cooldown survives a restart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BehaviorState {
     /// When the last plan with a create or a start was made.
     last_scale_up: Option<SystemTime>,

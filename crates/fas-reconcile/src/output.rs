@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Bounds, RegionCursor, Targets};
 
@@ -192,7 +192,8 @@ impl std::fmt::Display for Note {
 }
 
 /// Current counts of the eligible machines (reachable, in the process group).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     /// Machines counted toward created (every state except those on their way out:
     /// `destroying`, `destroyed`, `launch_failed`, `replaced`, `migrated`).

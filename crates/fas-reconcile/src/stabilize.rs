@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Bounds, Targets};
 
 /// The recent targets of one app, to stabilize scale-down over a time window.
@@ -39,10 +41,31 @@ use crate::model::{Bounds, Targets};
 /// let later = history.record(t0 + Duration::from_secs(61), &started(1), window);
 /// assert_eq!(later, started(1));
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// It serializes as a list of `[time, targets]` pairs, oldest first (the binary keeps it in
+/// PostgreSQL so that the window survives a restart); deserializing sorts the pairs by time and
+/// keeps the newest [`TargetHistory::MAX_ENTRIES`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<(SystemTime, Targets)>", into = "Vec<(SystemTime, Targets)>")]
 pub struct TargetHistory {
     /// Recorded targets, oldest first; timestamps never decrease along the deque.
     entries: VecDeque<(SystemTime, Targets)>,
+}
+
+impl From<Vec<(SystemTime, Targets)>> for TargetHistory {
+    fn from(mut entries: Vec<(SystemTime, Targets)>) -> Self {
+        entries.sort_by_key(|(t, _)| *t);
+        let excess = entries.len().saturating_sub(Self::MAX_ENTRIES);
+        TargetHistory {
+            entries: entries.into_iter().skip(excess).collect(),
+        }
+    }
+}
+
+impl From<TargetHistory> for Vec<(SystemTime, Targets)> {
+    fn from(history: TargetHistory) -> Self {
+        history.entries.into()
+    }
 }
 
 impl TargetHistory {
@@ -143,6 +166,32 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_history_read_back_from_json_stabilizes_as_the_original() {
+        let window = Duration::from_secs(60);
+        let mut original = TargetHistory::new();
+        original.record(t(0), &both(5, 4), window);
+        original.record(t(10), &both(3, 2), window);
+        let json = serde_json::to_string(&original).unwrap();
+        let mut restored: TargetHistory = serde_json::from_str(&json).unwrap();
+        assert_eq!(restored, original);
+        // The dip after the restart is still held at the max of the window.
+        let a = original.record(t(30), &both(1, 1), window);
+        let b = restored.record(t(30), &both(1, 1), window);
+        assert_eq!(a, b);
+        assert_eq!(b.started, Some(Bounds { min: 1, max: 4 }));
+        // Out of order or too many entries are put right when read.
+        let mut pairs: Vec<(SystemTime, Targets)> = (0..(TargetHistory::MAX_ENTRIES as u64 + 5))
+            .map(|i| (t(i), both(1, 1)))
+            .collect();
+        pairs.reverse();
+        let h = TargetHistory::from(pairs);
+        assert_eq!(h.len(), TargetHistory::MAX_ENTRIES);
+        let back: Vec<(SystemTime, Targets)> = h.into();
+        assert!(back.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert_eq!(back[0].0, t(5), "the oldest entries are dropped");
     }
 
     fn both(created: u32, started: u32) -> Targets {
