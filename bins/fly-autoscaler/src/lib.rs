@@ -18,6 +18,7 @@ pub mod fly;
 pub mod http;
 pub mod ops;
 pub mod page;
+pub mod pending;
 pub mod reload;
 pub mod report;
 pub mod schedule;

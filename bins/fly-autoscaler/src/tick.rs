@@ -235,6 +235,8 @@ struct AppState {
     reported_states: BTreeSet<String>,
     /// Machines this process created that the list may not show yet.
     creates: RecentCreates,
+    /// Starts that timed out or lost their answer: the list may still show those machines stopped.
+    starts: crate::pending::PendingStarts,
     /// Unix time of the last tick that completed without error, re-exported every tick so that
     /// the gauge of an app still managed never goes idle.
     last_success: Option<f64>,
@@ -474,6 +476,8 @@ impl Reconciler {
                 .creates
                 .observe(&machines, &policy.process_group, Instant::now());
             machines.extend(seen.unlisted);
+            // So do starts of unknown outcome while the list shows their machines stopped.
+            state.starts.observe(&mut machines, Instant::now());
             let (stabilized, mut plan) = decide(
                 cfg,
                 &policy,
@@ -539,7 +543,11 @@ impl Reconciler {
                 _ => None,
             });
         let created: Vec<_> = created.collect();
-        self.with_state(app, |state| state.creates.record(Instant::now(), created));
+        let unknown_starts = crate::pending::unknown_starts(&report);
+        self.with_state(app, |state| {
+            state.creates.record(Instant::now(), created);
+            state.starts.record(Instant::now(), unknown_starts);
+        });
         record_report(app, &plan, &report);
         log_report(app, &report);
         Ok(TickOutcome {
