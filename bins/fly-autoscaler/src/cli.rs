@@ -126,11 +126,18 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
     // The locks are released only after the loop drained: no other replica takes an app while
     // this one's calls are in flight.
     let coord_stop = CancellationToken::new();
-    if let Some(url) = &reconciler.config().postgres_url {
-        let policy = crate::coord::CoordPolicy::default();
+    let started = reconciler.config();
+    if let Some(url) = &started.postgres_url {
+        // Read at start only (a reload keeps them); the keepalives follow the heartbeat.
+        let policy = crate::coord::CoordPolicy::from_knobs(
+            started.postgres_heartbeat,
+            started.postgres_query_timeout,
+            started.postgres_slack,
+        );
         let coord = crate::coord::Coordinator::start(url, policy, coord_stop.clone())?;
         reconciler.set_coordinator(coord);
     }
+    drop(started);
     let triggers = Arc::new(Triggers::new());
     let mut endpoints = telemetry::Endpoints::new(handle, triggers.clone(), &reconciler);
     let reloader = Arc::new(Reloader::new(

@@ -67,6 +67,14 @@ pub const DEFAULT_APP_LIST_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_COLLECTOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default least time between two triggered ticks of one app (`trigger-min-gap`).
 pub const DEFAULT_TRIGGER_MIN_GAP: Duration = Duration::from_secs(1);
+/// Default period of the coordination round (`postgres-heartbeat`).
+pub const DEFAULT_POSTGRES_HEARTBEAT: Duration = Duration::from_secs(2);
+/// Shortest `postgres-heartbeat` (the server's keepalives count in whole seconds).
+pub const MIN_POSTGRES_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Default bound of each coordination query (`postgres-query-timeout`, always under the heartbeat).
+pub const DEFAULT_POSTGRES_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default number of apps a replica may hold above its fair share (`postgres-slack`).
+pub const DEFAULT_POSTGRES_SLACK: usize = 1;
 /// Default Machines API base URL (`FLY_FLAPS_BASE_URL`).
 pub const DEFAULT_FLAPS_BASE_URL: &str = "https://api.machines.dev";
 /// Default GraphQL API base URL (`FLY_API_BASE_URL`).
@@ -206,6 +214,16 @@ pub struct Config {
     /// PostgreSQL URL of the replicas' coordination (`postgres-url` / `FAS_POSTGRES_URL`, a secret:
     /// it holds a password); `None` = this process runs alone ([`crate::coord`]).
     pub postgres_url: Option<SecretString>,
+    /// Period of the coordination round (`postgres-heartbeat`, default 2 s, at least 1 s). Read at
+    /// start only: a reload keeps the running value. The server keepalives follow it
+    /// ([`crate::coord::CoordPolicy::from_knobs`]).
+    pub postgres_heartbeat: Duration,
+    /// Bound of each coordination query (`postgres-query-timeout`, default 1 s, more than zero and
+    /// less than the heartbeat). Read at start only.
+    pub postgres_query_timeout: Duration,
+    /// Apps a replica may hold above its fair share (`postgres-slack`, default 1). Read at start
+    /// only.
+    pub postgres_slack: usize,
     /// Least time between two triggered ticks of one app (`trigger-min-gap`, default 1 s).
     pub trigger_min_gap: Duration,
     /// Shadow mode (`dry-run` / `FAS_DRY_RUN`, `serve --dry-run`): collect, evaluate, list and plan,

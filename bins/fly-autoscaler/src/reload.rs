@@ -4,12 +4,13 @@
 //! ([`crate::tick::Reconciler::replace`]); on any problem the running configuration stays and
 //! every problem is logged (and returned to the POST). Per-app state (target history, fallback
 //! values, recent creates, region cursor) is kept for the apps that remain; the loop picks the
-//! new configuration up at its next wake. `metrics-address`, `log-format` and `verbose` apply at
-//! the next start (the listener and the log subscriber exist once per process).
+//! new configuration up at its next wake. `metrics-address`, `log-format`, `verbose` and the
+//! `postgres-*` keys apply at the next start (the listener, the log subscriber and the
+//! coordinator exist once per process); a reload that changes one logs a warning naming it.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
 use crate::config::{self, Config, Purpose, Sources};
@@ -116,6 +117,26 @@ impl Reload for Reloader {
                     ),
                     ("log-format", old.log_format != config.log_format),
                     ("verbose", old.verbose != config.verbose),
+                    (
+                        "postgres-url",
+                        old.postgres_url.as_ref().map(ExposeSecret::expose_secret)
+                            != config
+                                .postgres_url
+                                .as_ref()
+                                .map(ExposeSecret::expose_secret),
+                    ),
+                    (
+                        "postgres-heartbeat",
+                        old.postgres_heartbeat != config.postgres_heartbeat,
+                    ),
+                    (
+                        "postgres-query-timeout",
+                        old.postgres_query_timeout != config.postgres_query_timeout,
+                    ),
+                    (
+                        "postgres-slack",
+                        old.postgres_slack != config.postgres_slack,
+                    ),
                 ] {
                     if changed {
                         warn!(key, "this setting changed but applies at the next start");

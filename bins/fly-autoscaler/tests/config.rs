@@ -304,6 +304,25 @@ fn mapping_table() -> Vec<(Vec<Setting>, &'static str, Check)> {
             },
         ),
         (
+            vec![("postgres-heartbeat", "FAS_POSTGRES_HEARTBEAT", "5s")],
+            "5s",
+            |c| format!("{:?}", c.postgres_heartbeat),
+        ),
+        (
+            vec![(
+                "postgres-query-timeout",
+                "FAS_POSTGRES_QUERY_TIMEOUT",
+                "1500ms",
+            )],
+            "1.5s",
+            |c| format!("{:?}", c.postgres_query_timeout),
+        ),
+        (
+            vec![("postgres-slack", "FAS_POSTGRES_SLACK", "0")],
+            "0",
+            |c| c.postgres_slack.to_string(),
+        ),
+        (
             vec![("trigger-token", "FAS_TRIGGER_TOKEN", "t0k3n")],
             "t0k3n",
             |c| {
@@ -390,6 +409,10 @@ fn defaults() {
     assert_eq!(c.scale_down, fas_reconcile::ScaleDown::Stop);
     assert_eq!(c.limits, fas_reconcile::ActionLimits::default());
     assert_eq!(c.action_concurrency, None);
+    assert!(c.postgres_url.is_none());
+    assert_eq!(c.postgres_heartbeat, secs(2));
+    assert_eq!(c.postgres_query_timeout, secs(1));
+    assert_eq!(c.postgres_slack, 1);
     assert!(c.warnings.is_empty());
     assert!(!c.has_wildcard());
     let policy = c.policy();
@@ -1435,6 +1458,167 @@ fn validation_unparsable_values_name_the_variable_and_the_value() {
     // The same through the file names the key.
     let p = load_err(&[APP, TOKEN, STARTED], Some("interval: soon\n"));
     assert_one_problem(&p, &["interval: invalid duration \"soon\""]);
+}
+
+#[test]
+fn postgres_knobs_default_to_the_coordination_defaults() {
+    let c = load_ok(&[APP, TOKEN, STARTED], None);
+    let policy = fly_autoscaler::coord::CoordPolicy::from_knobs(
+        c.postgres_heartbeat,
+        c.postgres_query_timeout,
+        c.postgres_slack,
+    );
+    assert_eq!(policy, fly_autoscaler::coord::CoordPolicy::default());
+}
+
+#[test]
+fn postgres_knobs_from_env_and_file_and_the_file_wins() {
+    let env = [
+        APP,
+        TOKEN,
+        STARTED,
+        ("FAS_POSTGRES_HEARTBEAT", "10s"),
+        ("FAS_POSTGRES_QUERY_TIMEOUT", "3s"),
+        ("FAS_POSTGRES_SLACK", "2"),
+    ];
+    let c = load_ok(&env, None);
+    assert_eq!(
+        (
+            c.postgres_heartbeat,
+            c.postgres_query_timeout,
+            c.postgres_slack
+        ),
+        (secs(10), secs(3), 2)
+    );
+    // Unquoted in the file, over the environment; the smallest heartbeat is 1s.
+    let c = load_ok(
+        &env,
+        Some("postgres-heartbeat: 1s\npostgres-query-timeout: 900ms\npostgres-slack: 0\n"),
+    );
+    assert_eq!(
+        (
+            c.postgres_heartbeat,
+            c.postgres_query_timeout,
+            c.postgres_slack
+        ),
+        (secs(1), Duration::from_millis(900), 0)
+    );
+}
+
+#[test]
+fn postgres_knob_problems_name_the_key() {
+    // Each bad value alone: one problem naming its variable and showing the value.
+    for (var, value, fragment) in [
+        ("FAS_POSTGRES_HEARTBEAT", "soon", "invalid duration"),
+        ("FAS_POSTGRES_HEARTBEAT", "999ms", "must be at least 1s"),
+        ("FAS_POSTGRES_HEARTBEAT", "0s", "must be at least 1s"),
+        ("FAS_POSTGRES_HEARTBEAT", "-2s", "negative"),
+        ("FAS_POSTGRES_QUERY_TIMEOUT", "1", "missing unit"),
+        (
+            "FAS_POSTGRES_QUERY_TIMEOUT",
+            "0s",
+            "must be greater than zero",
+        ),
+        (
+            "FAS_POSTGRES_QUERY_TIMEOUT",
+            "2s",
+            "postgres-heartbeat or FAS_POSTGRES_HEARTBEAT",
+        ),
+        ("FAS_POSTGRES_SLACK", "-1", "whole number of 0 or more"),
+        ("FAS_POSTGRES_SLACK", "1.5", "invalid integer"),
+        ("FAS_POSTGRES_SLACK", "many", "invalid integer"),
+    ] {
+        let p = load_err(&[APP, TOKEN, STARTED, (var, value)], None);
+        assert_one_problem(&p, &[&format!("{var}: "), &format!("{value:?}"), fragment]);
+    }
+    // The same through the file names the key.
+    let p = load_err(&[APP, TOKEN, STARTED], Some("postgres-slack: -1\n"));
+    assert_one_problem(&p, &["postgres-slack: invalid integer \"-1\""]);
+    let p = load_err(&[APP, TOKEN, STARTED], Some("postgres-heartbeat: 500ms\n"));
+    assert_one_problem(&p, &["postgres-heartbeat: invalid duration \"500ms\""]);
+}
+
+#[test]
+fn postgres_query_timeout_must_be_under_the_heartbeat_and_the_problem_names_both_keys() {
+    // Both set, in the environment and in the file.
+    let p = load_err(
+        &[
+            APP,
+            TOKEN,
+            STARTED,
+            ("FAS_POSTGRES_HEARTBEAT", "3s"),
+            ("FAS_POSTGRES_QUERY_TIMEOUT", "3s"),
+        ],
+        None,
+    );
+    assert_one_problem(
+        &p,
+        &[
+            "FAS_POSTGRES_QUERY_TIMEOUT: ",
+            "\"3s\"",
+            "must be less than postgres-heartbeat or FAS_POSTGRES_HEARTBEAT (3s)",
+        ],
+    );
+    let p = load_err(
+        &[APP, TOKEN, STARTED],
+        Some("postgres-heartbeat: 2s\npostgres-query-timeout: 5s\n"),
+    );
+    assert_one_problem(
+        &p,
+        &[
+            "postgres-query-timeout: ",
+            "\"5s\"",
+            "must be less than postgres-heartbeat or FAS_POSTGRES_HEARTBEAT (2s)",
+        ],
+    );
+    // Only the query timeout, against the default heartbeat.
+    let p = load_err(
+        &[APP, TOKEN, STARTED, ("FAS_POSTGRES_QUERY_TIMEOUT", "2s")],
+        None,
+    );
+    assert_one_problem(
+        &p,
+        &[
+            "FAS_POSTGRES_QUERY_TIMEOUT: ",
+            "postgres-heartbeat or FAS_POSTGRES_HEARTBEAT (2s, the default)",
+        ],
+    );
+    // Only the heartbeat, down to the default query timeout: named by the heartbeat.
+    let p = load_err(
+        &[APP, TOKEN, STARTED, ("FAS_POSTGRES_HEARTBEAT", "1s")],
+        None,
+    );
+    assert_one_problem(
+        &p,
+        &[
+            "FAS_POSTGRES_HEARTBEAT: ",
+            "\"1s\"",
+            "must be more than postgres-query-timeout or FAS_POSTGRES_QUERY_TIMEOUT (1s, the default)",
+        ],
+    );
+    let c = load_ok(
+        &[
+            APP,
+            TOKEN,
+            STARTED,
+            ("FAS_POSTGRES_HEARTBEAT", "1s"),
+            ("FAS_POSTGRES_QUERY_TIMEOUT", "999ms"),
+        ],
+        None,
+    );
+    assert_eq!(c.postgres_query_timeout, Duration::from_millis(999));
+    // A value that does not parse is reported alone (no comparison against a default).
+    let p = load_err(
+        &[
+            APP,
+            TOKEN,
+            STARTED,
+            ("FAS_POSTGRES_HEARTBEAT", "soon"),
+            ("FAS_POSTGRES_QUERY_TIMEOUT", "5s"),
+        ],
+        None,
+    );
+    assert_one_problem(&p, &["FAS_POSTGRES_HEARTBEAT: invalid duration \"soon\""]);
 }
 
 #[test]

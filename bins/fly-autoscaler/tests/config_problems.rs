@@ -69,6 +69,9 @@ fn every_problem_of_the_environment_at_once() {
             ("FAS_MAX_CREATES_PER_TICK", "-1"),
             ("FAS_MAX_STOPS_PER_TICK", "lots"),
             ("FAS_ACTION_CONCURRENCY", "0"),
+            ("FAS_POSTGRES_HEARTBEAT", "500ms"),
+            ("FAS_POSTGRES_QUERY_TIMEOUT", "0s"),
+            ("FAS_POSTGRES_SLACK", "-1"),
             ("FAS_CREATED_MACHINE_COUNT", "1"),
             ("FAS_MIN_CREATED_MACHINE_COUNT", "1"),
             ("FAS_MIN_STARTED_MACHINE_COUNT", "ceil(queu_depth / 10)"),
@@ -108,6 +111,9 @@ fn every_problem_of_the_environment_at_once() {
               - FAS_MAX_CREATES_PER_TICK: invalid integer "-1": expected a whole number of 0 or more, or "unlimited"
               - FAS_MAX_STOPS_PER_TICK: invalid integer "lots": expected a whole number of 0 or more, or "unlimited"
               - FAS_ACTION_CONCURRENCY: invalid integer "0": expected a whole number of 1 or more
+              - FAS_POSTGRES_HEARTBEAT: invalid duration "500ms": must be at least 1s
+              - FAS_POSTGRES_QUERY_TIMEOUT: invalid duration "0s": must be greater than zero
+              - FAS_POSTGRES_SLACK: invalid integer "-1": expected a whole number of 0 or more
               - prometheus collector (FAS_PROMETHEUS_ADDRESS): metric name required: set FAS_PROMETHEUS_METRIC_NAME
               - FAS_PROMETHEUS_TIMEOUT: invalid collector timeout "1m": must not exceed the app timeout 30s
               - FAS_PROMETHEUS_FAILURE_THRESHOLD: invalid integer "0": expected a whole number of 1 or more
@@ -131,6 +137,8 @@ app-name: "web-*"
 api-token: {CANARY}
 interval: 1 minute
 scale-up-max-step: half
+postgres-heartbeat: 2s
+postgres-query-timeout: 2s
 started-machine-count: 2
 min-started-machine-count: 1
 min-created-machine-count: 1
@@ -171,6 +179,7 @@ metric-collectors:
               - organization required if app name uses a wildcard: app name is "web-*", set org or FAS_ORG
               - interval: invalid duration "1 minute": unknown unit " minute" (use ns, us, ms, s, m or h) (examples: 15s, 1m30s, 500ms)
               - scale-up-max-step: invalid step "half": expected a number of machines of 1 or more, a percentage of the current count such as "50%", or "unlimited"
+              - postgres-query-timeout: postgres query timeout not under the heartbeat "2s": must be less than postgres-heartbeat or FAS_POSTGRES_HEARTBEAT (2s)
               - metric-collectors[0].metric-name: invalid metric name "queue-depth": must be a variable name (letters, digits and '_', not starting with a digit)
               - metric-collectors[0]: prometheus address required: set metric-collectors[0].address
               - metric-collectors[0]: prometheus query required: set metric-collectors[0].query
@@ -197,7 +206,7 @@ fn a_file_that_does_not_parse_is_reported_alone() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, metric-collectors"#]],
+              - FILE: unknown key `app-nmae` (did you mean `app-name`?); valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, postgres-heartbeat, postgres-query-timeout, postgres-slack, metric-collectors"#]],
     );
     check(
         &[],
@@ -233,7 +242,7 @@ fn warnings_found_before_a_file_problem_are_kept() {
         Purpose::Eval,
         expect![[r#"
             invalid configuration:
-              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, metric-collectors
+              - FILE: unknown key `bogus`; valid keys: app-name, org, regions, process-group, created-machine-count, min-created-machine-count, max-created-machine-count, started-machine-count, min-started-machine-count, max-started-machine-count, initial-machine-state, concurrency, interval, timeout, app-list-refresh-interval, scale-down-window, scale-up-max-step, scale-down-max-step, scale-down-cooldown, timezone, api-token, verbose, log-format, metrics-address, scale-down, max-creates-per-tick, max-destroys-per-tick, max-starts-per-tick, max-stops-per-tick, action-concurrency, flaps-base-url, graphql-base-url, trigger-token, dry-run, trigger-min-gap, postgres-url, postgres-heartbeat, postgres-query-timeout, postgres-slack, metric-collectors
             warnings:
               - FILE:1: unset variable `NAME`: it expands to the empty string
               - FAS_APP_NAM: not a fly-autoscaler setting (ignored): did you mean FAS_APP_NAME?"#]],

@@ -10,13 +10,15 @@ use fas_reconcile::{ActionLimits, Behavior, InitialState, Policy, ScaleDown};
 use secrecy::SecretString;
 
 use super::counts::{both_names, counts};
+use super::duration::format_go_duration;
 use super::keys::Key;
 use super::problem::{ConfigProblem, Findings, Rejected};
 use super::raw::Layer;
 use super::{
     Config, DEFAULT_APP_LIST_REFRESH_INTERVAL, DEFAULT_FLAPS_BASE_URL, DEFAULT_GRAPHQL_BASE_URL,
-    DEFAULT_INTERVAL, DEFAULT_METRICS_ADDRESS, DEFAULT_TIMEOUT, DEFAULT_TRIGGER_MIN_GAP, LogFormat,
-    Purpose, collectors, parse,
+    DEFAULT_INTERVAL, DEFAULT_METRICS_ADDRESS, DEFAULT_POSTGRES_HEARTBEAT,
+    DEFAULT_POSTGRES_QUERY_TIMEOUT, DEFAULT_POSTGRES_SLACK, DEFAULT_TIMEOUT,
+    DEFAULT_TRIGGER_MIN_GAP, LogFormat, MIN_POSTGRES_HEARTBEAT, Purpose, collectors, parse,
 };
 
 /// Parses an optional setting with `parse`; on error records the problem and returns `default`.
@@ -271,6 +273,74 @@ fn policy_settings(layer: &Layer, findings: &mut Findings) -> PolicySettings {
     }
 }
 
+/// The coordination knobs: `postgres-heartbeat`, `postgres-query-timeout`, `postgres-slack` (read
+/// whether or not `postgres-url` is set, so that a bad value is found before it matters).
+struct Coordination {
+    heartbeat: Duration,
+    query_timeout: Duration,
+    slack: usize,
+}
+
+fn coordination(layer: &Layer, findings: &mut Findings) -> Coordination {
+    let before = findings.problems.len();
+    let heartbeat = parse_or(
+        layer,
+        Key::PostgresHeartbeat,
+        DEFAULT_POSTGRES_HEARTBEAT,
+        findings,
+        |v| parse::duration_at_least(v, MIN_POSTGRES_HEARTBEAT),
+    );
+    let query_timeout = parse_or(
+        layer,
+        Key::PostgresQueryTimeout,
+        DEFAULT_POSTGRES_QUERY_TIMEOUT,
+        findings,
+        parse::nonzero_duration,
+    );
+    let slack = parse_or(
+        layer,
+        Key::PostgresSlack,
+        DEFAULT_POSTGRES_SLACK,
+        findings,
+        parse::non_negative_integer,
+    );
+    // The fail-closed bound (heartbeat + query timeout) must stay under the server's keepalive
+    // detection (at least 5.5 × heartbeat): a query timeout under the heartbeat guarantees it.
+    // Compared only when both values parsed; named by the one set (the query timeout if both).
+    if findings.problems.len() == before && query_timeout >= heartbeat {
+        let shown = |key: Key, d: Duration| match layer.get(key) {
+            Some(_) => format_go_duration(d),
+            None => format!("{}, the default", format_go_duration(d)),
+        };
+        let problem = match layer.get(Key::PostgresQueryTimeout) {
+            Some(s) => ConfigProblem::invalid(s, "postgres query timeout not under the heartbeat")
+                .hint(format!(
+                    "must be less than {} ({})",
+                    both_names(Key::PostgresHeartbeat),
+                    shown(Key::PostgresHeartbeat, heartbeat)
+                )),
+            // Only the heartbeat is set (to the default query timeout or less).
+            None => match layer.get(Key::PostgresHeartbeat) {
+                Some(s) => {
+                    ConfigProblem::invalid(s, "postgres heartbeat not above the query timeout")
+                        .hint(format!(
+                            "must be more than {} ({}); set a shorter one",
+                            both_names(Key::PostgresQueryTimeout),
+                            shown(Key::PostgresQueryTimeout, query_timeout)
+                        ))
+                }
+                None => ConfigProblem::new("postgres query timeout not under the heartbeat"),
+            },
+        };
+        findings.problem(problem);
+    }
+    Coordination {
+        heartbeat,
+        query_timeout,
+        slack,
+    }
+}
+
 /// Turns the merged layer into a [`Config`] (with its warnings), or records every problem in `findings` and
 /// returns `None`.
 pub(crate) fn build(
@@ -284,6 +354,7 @@ pub(crate) fn build(
     let behavior = behavior(layer, findings);
     let process = process(layer, findings);
     let policy = policy_settings(layer, findings);
+    let coordination = coordination(layer, findings);
     let raw_collectors = layer.collectors.as_deref().unwrap_or_default();
     let (collectors, on_error) = collectors::collectors(
         raw_collectors,
@@ -337,6 +408,9 @@ pub(crate) fn build(
             .text(Key::PostgresUrl)
             .filter(|t| !t.trim().is_empty())
             .map(SecretString::from),
+        postgres_heartbeat: coordination.heartbeat,
+        postgres_query_timeout: coordination.query_timeout,
+        postgres_slack: coordination.slack,
         api_token: app.api_token,
         verbose: process.verbose,
         dry_run,

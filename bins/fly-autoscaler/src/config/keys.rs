@@ -230,6 +230,12 @@ config_keys! {
         TriggerMinGap(trigger_min_gap: Lenient) = "trigger-min-gap", env "FAS_TRIGGER_MIN_GAP";
         /// PostgreSQL URL of the replicas' coordination (none = this process runs alone).
         PostgresUrl(postgres_url: Lenient) = "postgres-url", env "FAS_POSTGRES_URL" [secret];
+        /// Period of the coordination round (count replicas, confirm the session, take and release locks).
+        PostgresHeartbeat(postgres_heartbeat: Lenient) = "postgres-heartbeat", env "FAS_POSTGRES_HEARTBEAT";
+        /// Bound of each coordination query; over it the replica stops acting until it reconnects.
+        PostgresQueryTimeout(postgres_query_timeout: Lenient) = "postgres-query-timeout", env "FAS_POSTGRES_QUERY_TIMEOUT";
+        /// Apps a replica may hold above its fair share before it releases some.
+        PostgresSlack(postgres_slack: Lenient) = "postgres-slack", env "FAS_POSTGRES_SLACK";
     }
     collector {
         /// `prometheus` or `temporal` (env collectors: implied by the address variable).

@@ -8,7 +8,7 @@ use fas_collect::MultipleSeries;
 use fas_reconcile::{InitialState, ScaleDown, Step};
 
 use super::LogFormat;
-use super::duration::go_duration;
+use super::duration::{format_go_duration, go_duration};
 use super::problem::Rejected;
 
 /// A Go duration, zero allowed (`scale-down-window`).
@@ -25,6 +25,23 @@ pub(crate) fn nonzero_duration(v: &str) -> Result<Duration, Rejected> {
         )),
         d => Ok(d),
     }
+}
+
+/// A Go duration of at least `min` (`postgres-heartbeat`).
+pub(crate) fn duration_at_least(v: &str, min: Duration) -> Result<Duration, Rejected> {
+    match duration(v)? {
+        d if d < min => Err(Rejected::new(
+            "invalid duration",
+            format!("must be at least {}", format_go_duration(min)),
+        )),
+        d => Ok(d),
+    }
+}
+
+/// A whole number of 0 or more (`postgres-slack`).
+pub(crate) fn non_negative_integer(v: &str) -> Result<usize, Rejected> {
+    v.parse::<usize>()
+        .map_err(|_| Rejected::new("invalid integer", "expected a whole number of 0 or more"))
 }
 
 /// A whole number of 1 or more (`action-concurrency`).
