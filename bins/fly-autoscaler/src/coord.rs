@@ -24,10 +24,13 @@
 //!   closes the connection and reconnects with a bounded backoff; apps are acquired again
 //!   afterwards.
 //!
-//! The state the ticks remember (target history, fallback values, region cursor, decision
-//! records) is not in the database yet: a new owner starts an app with fresh state.
+//! - The state the ticks remember (target history, last scale-up, fallback values, region
+//!   cursor, decision records) is kept in the database on the same session ([`crate::store`]):
+//!   the schema is migrated when a session opens, a tick loads an app's state when this replica
+//!   took the app (a new [`Coordinator::ownership`] number) and saves it after each tick, a save
+//!   landing only while the session holds the app's lock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -50,10 +53,15 @@ pub const LOCK_NAMESPACE: &str = "fly-autoscaler:";
 /// The advisory lock key of `app`: FNV-1a 64 of `"fly-autoscaler:" + app`, as PostgreSQL's signed
 /// `bigint`. Stable across versions (replicas of different versions must agree on it).
 pub fn lock_key(app: &str) -> i64 {
+    fnv1a64(&format!("{LOCK_NAMESPACE}{app}"))
+}
+
+/// FNV-1a 64 of `text`, as PostgreSQL's signed `bigint` (the advisory lock keys).
+pub fn fnv1a64(text: &str) -> i64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;
-    for b in LOCK_NAMESPACE.bytes().chain(app.bytes()) {
+    for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(PRIME);
     }
@@ -236,10 +244,18 @@ impl Target {
     }
 }
 
-/// Live replicas: the sessions of this database named `fly-autoscaler/…`. Also the session's
-/// confirmation (it answers only on a live session).
-const COUNT_REPLICAS: &str = "select count(*) from pg_stat_activity \
-     where datname = current_database() and application_name like 'fly-autoscaler/%'";
+/// Live replicas: the sessions of this database named `fly-autoscaler/…` (also the session's
+/// confirmation: it answers only on a live session), and who holds which advisory lock (the
+/// `bigint` keys rebuilt from `pg_locks`' halves, with the holder's `application_name`).
+const COUNT_REPLICAS: &str = "select \
+     (select count(*) from pg_stat_activity \
+         where datname = current_database() and application_name like 'fly-autoscaler/%'), \
+     coalesce(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}'::int8[]), \
+     coalesce(array_agg(a.application_name), '{}'::text[]) \
+     from pg_locks l join pg_stat_activity a on a.pid = l.pid \
+     where l.locktype = 'advisory' and l.granted and l.objsubid = 1 \
+     and l.database = (select oid from pg_database where datname = current_database()) \
+     and a.application_name like 'fly-autoscaler/%'";
 /// Releases the given locks.
 const UNLOCK: &str = "select pg_advisory_unlock(k) from unnest($1::bigint[]) as k";
 /// Tries each given lock once, in order (one boolean per key).
@@ -267,6 +283,54 @@ struct State {
     replicas: usize,
     /// Ticks acting per app ([`ActGuard`]): such an app is not released voluntarily.
     busy: HashMap<String, usize>,
+    /// Per owned app, the number of the acquisition that gave it (a new number each time the
+    /// lock is taken again): a tick reloads the app's stored state when it changes.
+    tokens: HashMap<String, u64>,
+    /// The last acquisition number given.
+    last_token: u64,
+    /// Who held each managed app's lock at the last round (app → replica id); apps nobody
+    /// held are absent.
+    holders: BTreeMap<String, String>,
+    /// The live session, for the state store (`None` between sessions).
+    session: Option<Session>,
+}
+
+/// The session's client and whether the state store is usable on it.
+#[derive(Debug, Clone)]
+struct Session {
+    client: Arc<tokio_postgres::Client>,
+    /// The store's statements, prepared once the schema is migrated (`None`: no store on this
+    /// session, e.g. the role may not create tables; the loop then keeps state in memory only).
+    store: Option<Arc<StoreStatements>>,
+}
+
+/// The store's statements ([`crate::store`]).
+#[derive(Debug)]
+struct StoreStatements {
+    load: tokio_postgres::Statement,
+    save: tokio_postgres::Statement,
+}
+
+/// Whether a save of an app's state landed ([`Coordinator::save_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Written.
+    Ok,
+    /// Not written: this session does not hold the app's lock (another replica may own it).
+    Fenced,
+    /// No store on this session (coordination off, no session, or no schema).
+    NoStore,
+}
+
+/// One app's state row read back ([`Coordinator::load_state`]).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The JSON document ([`crate::store::StoredApp`]).
+    pub state: String,
+    /// The replica that wrote it.
+    pub holder: String,
+    /// When it was written (Unix seconds, the database's clock).
+    pub updated_at: f64,
 }
 
 /// The coordination of this replica with the others (see the module docs). Shared by the loop,
@@ -415,13 +479,85 @@ impl Coordinator {
         self.lock().replicas
     }
 
+    /// The number of the acquisition by which this replica holds `app` (a new number each time
+    /// the lock is taken again), when it may act on it: a tick whose remembered state was loaded
+    /// under another number loads it again from the database.
+    pub fn ownership(&self, app: &str) -> Option<u64> {
+        let st = self.lock();
+        if self.confirmed(&st) && st.owned.contains(app) {
+            st.tokens.get(app).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Who held each managed app's lock at the last round (app → replica id).
+    pub fn holders(&self) -> BTreeMap<String, String> {
+        self.lock().holders.clone()
+    }
+
+    /// Whether the state store is usable on the current session.
+    pub fn has_store(&self) -> bool {
+        self.lock()
+            .session
+            .as_ref()
+            .is_some_and(|s| s.store.is_some())
+    }
+
+    fn store_session(&self) -> Option<(Arc<tokio_postgres::Client>, Arc<StoreStatements>)> {
+        let st = self.lock();
+        let session = st.session.as_ref()?;
+        Some((session.client.clone(), session.store.clone()?))
+    }
+
+    /// Reads `app`'s stored state on the coordination session, bounded by the query timeout.
+    /// `Ok(None)`: no row (never saved), or no store on this session.
+    pub async fn load_state(&self, app: &str) -> Result<Option<Loaded>, CoordError> {
+        let Some((client, statements)) = self.store_session() else {
+            return Ok(None);
+        };
+        let rows = self.query(&client, &statements.load, &[&app]).await?;
+        Ok(rows.first().map(|r| Loaded {
+            state: r.get(0),
+            holder: r.get(1),
+            updated_at: r.get(2),
+        }))
+    }
+
+    /// Writes `app`'s state (`state`: the JSON document) on the coordination session, only while
+    /// that session holds the app's lock ([`crate::store::SAVE`]), bounded by the query timeout.
+    pub async fn save_state(&self, app: &str, state: &str) -> Result<Saved, CoordError> {
+        let Some((client, statements)) = self.store_session() else {
+            return Ok(Saved::NoStore);
+        };
+        let (hi, lo) = crate::store::lock_halves(lock_key(app));
+        let id = self.id.as_str();
+        let written = match tokio::time::timeout(
+            self.policy.query_timeout,
+            client.execute(&statements.save, &[&app, &state, &id, &hi, &lo]),
+        )
+        .await
+        {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(CoordError::Query(e.to_string())),
+            Err(_) => return Err(CoordError::Timeout(self.policy.query_timeout)),
+        };
+        Ok(if written == 1 {
+            Saved::Ok
+        } else {
+            Saved::Fenced
+        })
+    }
+
     /// Waits until ownership or the session's confirmation changes (the loop wakes on it).
     pub async fn changed(&self) {
         let mut rx = self.changed.subscribe();
         let _ = rx.changed().await;
     }
 
-    /// What `/status` shows: `{"id", "host", "confirmed", "replicas", "owned"}`.
+    /// What `/status` shows: `{"id", "host", "confirmed", "replicas", "owned", "holders",
+    /// "unheld", "store"}`: `holders` maps every managed app whose lock was held at the last
+    /// round to its replica id (this one's included), `unheld` lists the others.
     pub fn status_json(&self) -> serde_json::Value {
         let st = self.lock();
         let confirmed = self.confirmed(&st);
@@ -430,12 +566,20 @@ impl Coordinator {
         } else {
             Vec::new()
         };
+        let unheld: Vec<&String> = st
+            .apps
+            .iter()
+            .filter(|a| !st.holders.contains_key(*a))
+            .collect();
         serde_json::json!({
             "id": self.id,
             "host": self.host,
             "confirmed": confirmed,
             "replicas": st.replicas,
             "owned": owned,
+            "holders": st.holders,
+            "unheld": unheld,
+            "store": st.session.as_ref().is_some_and(|s| s.store.is_some()),
         })
     }
 
@@ -444,6 +588,9 @@ impl Coordinator {
         let lost = {
             let mut st = self.lock();
             st.confirmed_at = None;
+            st.session = None;
+            st.tokens.clear();
+            st.holders.clear();
             std::mem::take(&mut st.owned)
         };
         metrics::gauge!(m::OWNED_APPS).set(0.0);
@@ -465,6 +612,7 @@ impl Coordinator {
             };
             match connected {
                 Ok((client, mut connection)) => {
+                    let client = Arc::new(client);
                     backoff = self.policy.min_backoff;
                     info!(replica = %self.id, host = %self.host, "coordination session open");
                     let reason = self.session(&client, &mut connection, &shutdown).await;
@@ -552,7 +700,7 @@ impl Coordinator {
     /// `shutdown`; returns why it ended.
     async fn session(
         &self,
-        client: &tokio_postgres::Client,
+        client: &Arc<tokio_postgres::Client>,
         connection: &mut tokio::task::JoinHandle<()>,
         shutdown: &CancellationToken,
     ) -> String {
@@ -563,6 +711,17 @@ impl Coordinator {
             },
             _ = &mut *connection => return "connection closed".into(),
         };
+        // The state store: the schema is created or migrated, then its statements prepared. A
+        // store that cannot be set up (a role without CREATE, a timeout) leaves the replica
+        // coordinating with its state in memory only, and says so.
+        let store = tokio::select! {
+            r = self.open_store(client) => r,
+            _ = &mut *connection => return "connection closed".into(),
+        };
+        self.lock().session = Some(Session {
+            client: client.clone(),
+            store,
+        });
         let mut every = tokio::time::interval(self.policy.heartbeat);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -577,6 +736,46 @@ impl Coordinator {
             };
             if let Err(e) = round {
                 return e.to_string();
+            }
+        }
+    }
+
+    /// Migrates the schema and prepares the store's statements, bounded by a few query
+    /// timeouts (the first start of a replica may create the tables). `None` when that failed.
+    async fn open_store(&self, client: &tokio_postgres::Client) -> Option<Arc<StoreStatements>> {
+        let bound = self.policy.query_timeout * 5;
+        let open = async {
+            let migrated = crate::store::migrate(client, &self.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let statements = StoreStatements {
+                load: client
+                    .prepare(crate::store::LOAD)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                save: client
+                    .prepare(crate::store::SAVE)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
+            Ok::<_, String>((migrated, statements))
+        };
+        match tokio::time::timeout(bound, open).await {
+            Ok(Ok((migrated, statements))) => {
+                if migrated.from != migrated.to {
+                    info!(replica = %self.id, from = migrated.from, to = migrated.to, "state schema migrated");
+                } else if migrated.from > crate::store::latest_version() {
+                    warn!(replica = %self.id, found = migrated.from, known = crate::store::latest_version(), "the state schema is newer than this version: reading and writing the fields this version knows");
+                }
+                Some(Arc::new(statements))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(replica = %self.id, error = %e, "state store unavailable: per-app state (scale-down window, cooldown, fallbacks, records) stays in memory on this session");
+                None
+            }
+            Err(_) => {
+                tracing::error!(replica = %self.id, bound = ?bound, "state store unavailable (schema migration timed out): per-app state stays in memory on this session");
+                None
             }
         }
     }
@@ -624,10 +823,28 @@ impl Coordinator {
             .first()
             .map_or(1, |r| usize::try_from(r.get::<_, i64>(0)).unwrap_or(1))
             .max(1);
+        let held: Vec<(i64, String)> = rows
+            .first()
+            .map(|r| {
+                let keys: Vec<i64> = r.get(1);
+                let names: Vec<String> = r.get(2);
+                keys.into_iter().zip(names).collect()
+            })
+            .unwrap_or_default();
         let (release, want, candidates, was_confirmed) = {
             let mut st = self.lock();
             let was_confirmed = self.confirmed(&st);
             st.confirmed_at = Some(sent);
+            let by_key: HashMap<i64, &String> = st.apps.iter().map(|a| (lock_key(a), a)).collect();
+            let holders: BTreeMap<String, String> = held
+                .iter()
+                .filter_map(|(k, name)| {
+                    let app = by_key.get(k)?;
+                    let id = name.strip_prefix(APPLICATION_PREFIX).unwrap_or(name);
+                    Some(((*app).clone(), id.to_owned()))
+                })
+                .collect();
+            st.holders = holders;
             // Within one session: a replica joined since the last round.
             let joined = was_confirmed && replicas > st.replicas;
             st.replicas = replicas;
@@ -660,6 +877,8 @@ impl Coordinator {
                 let mut st = self.lock();
                 for a in &release {
                     st.owned.remove(a);
+                    st.tokens.remove(a);
+                    st.holders.remove(a);
                 }
             }
             let keys: Vec<i64> = release.iter().map(|a| lock_key(a)).collect();
@@ -685,6 +904,12 @@ impl Coordinator {
         }
         let owned = {
             let mut st = self.lock();
+            for app in &acquired {
+                st.last_token += 1;
+                let token = st.last_token;
+                st.tokens.insert(app.clone(), token);
+                st.holders.insert(app.clone(), self.id.clone());
+            }
             st.owned.extend(acquired.iter().cloned());
             st.owned.len()
         };

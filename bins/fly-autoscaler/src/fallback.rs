@@ -15,7 +15,7 @@
 //! (`fas_collect_fallback_total{app,metric,mode}`) and shows it in `/status` ([`record`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fas_collect::CollectError;
 use tokio::time::Instant;
@@ -160,6 +160,41 @@ impl FallbackState {
     pub fn failures(&self) -> u32 {
         self.failures
     }
+
+    /// What is kept in the database ([`crate::store`]): the last good value with its wall-clock
+    /// time (`now` and `wall` are the same moment on both clocks), and the failures in a row.
+    pub fn to_stored(&self, now: Instant, wall: SystemTime) -> StoredFallback {
+        StoredFallback {
+            last_good: self.last_good.map(|(value, at)| {
+                let age = now.saturating_duration_since(at);
+                (value, crate::status::unix(wall) - age.as_secs_f64())
+            }),
+            failures: self.failures,
+        }
+    }
+
+    /// The state back from the database: the last good value is as old as its wall-clock time
+    /// says (never newer than `now`; dropped when that age is beyond what the monotonic clock
+    /// can express, i.e. older than this machine's uptime).
+    pub fn from_stored(stored: &StoredFallback, now: Instant, wall: SystemTime) -> FallbackState {
+        FallbackState {
+            last_good: stored.last_good.and_then(|(value, at)| {
+                let age = (crate::status::unix(wall) - at).max(0.0);
+                let age = Duration::try_from_secs_f64(age).ok()?;
+                now.checked_sub(age).map(|at| (value, at))
+            }),
+            failures: stored.failures,
+        }
+    }
+}
+
+/// A [`FallbackState`] as the database keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredFallback {
+    /// The last good value and its time in seconds since the Unix epoch.
+    pub last_good: Option<(f64, f64)>,
+    /// Failures since the last success.
+    pub failures: u32,
 }
 
 /// Applies each metric's policy (`policies` by metric name; none: skip) to one tick's results,

@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod simulate;
 pub mod status;
 pub mod status_cli;
+pub mod store;
 pub mod telemetry;
 pub mod tick;
 pub mod trigger;

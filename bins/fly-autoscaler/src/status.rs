@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fas_reconcile::{Action, Counts, Outcome, Plan, Report, Targets};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::time::Instant;
 
 /// Tick records kept per app.
@@ -48,7 +48,7 @@ pub fn unix(t: SystemTime) -> f64 {
 }
 
 /// One metric of one tick: its value, or why there is none.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricRecord {
     /// The value used (collected, or a fallback).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,72 +62,128 @@ pub struct MetricRecord {
 }
 
 /// One planned action and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
     /// `create`, `destroy`, `start`, `stop`, `suspend`.
-    pub kind: &'static str,
+    #[serde(deserialize_with = "word")]
+    pub kind: Word,
     /// The action as the logs write it (`start m1`, `create from m1 in iad`…).
     pub action: String,
     /// Why it was planned.
     pub reason: String,
     /// `ok`, `failed`, `skipped` (deadline or shutdown), `would` (dry run), `spare` entries are
     /// marked by `spare`.
-    pub outcome: &'static str,
+    #[serde(deserialize_with = "word")]
+    pub outcome: Word,
     /// The error of a failed call.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// A spare candidate called in after a failure.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spare: bool,
 }
 
 /// What one tick of one app saw, decided and did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TickRecord {
     /// When it started (RFC 3339).
     pub at: String,
     /// How long it took, in milliseconds.
     pub duration_ms: f64,
     /// What started it: `interval`, `follow_up`, `trigger`, `new`, `interval_after_skip`.
-    pub trigger: &'static str,
+    #[serde(deserialize_with = "word")]
+    pub trigger: Word,
     /// `scaled` (at least one machine call succeeded), `no_scale`, `would_scale` (dry run),
     /// `failed` (every call failed) or `skipped`.
-    pub outcome: &'static str,
+    #[serde(deserialize_with = "word")]
+    pub outcome: Word,
     /// Why it was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The plan's step (`create`, `destroy`, `start`, `stop`, `no_scale`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<&'static str>,
+    #[serde(
+        default,
+        deserialize_with = "some_word",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub decision: Option<Word>,
     /// Each metric's value or error.
+    #[serde(default)]
     pub metrics: BTreeMap<String, MetricRecord>,
     /// Targets the expressions gave.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated: Option<Targets>,
     /// Targets the plan used (stabilized and clamped).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stabilized: Option<Targets>,
     /// Machine counts by state.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
     /// Every planned action with its outcome.
+    #[serde(default)]
     pub actions: Vec<ActionRecord>,
     /// The plan's notes.
+    #[serde(default)]
     pub notes: Vec<String>,
     /// Whether this tick ran without mutating calls (`--dry-run`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     /// How many later ticks decided the same (same outcome, decision, counts and targets, no
     /// action); `at` is the first of them, `last_at` the latest.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub repeated: u32,
     /// The latest of the folded ticks (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// A word of a record's fixed vocabulary ([`WORDS`]). (An alias, so that serde does not try to
+/// borrow it from the input when a record is read back.)
+pub type Word = &'static str;
+
+/// Every word the records use for a trigger, an outcome, a decision or an action kind: a record
+/// read back from the database ([`crate::store`]) keeps `&'static str` fields.
+const WORDS: &[&str] = &[
+    "interval",
+    "follow_up",
+    "interval_after_skip",
+    "new",
+    "trigger",
+    "scaled",
+    "no_scale",
+    "would_scale",
+    "failed",
+    "skipped",
+    "ok",
+    "would",
+    "create",
+    "destroy",
+    "start",
+    "stop",
+    "suspend",
+];
+
+/// One of [`WORDS`]; any other word (written by a newer version) reads as `unknown`.
+fn intern(word: &str) -> &'static str {
+    WORDS
+        .iter()
+        .find(|w| **w == word)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+fn word<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(intern(&s))
+}
+
+fn some_word<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'static str>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.as_deref().map(intern))
 }
 
 impl TickRecord {
@@ -392,6 +448,28 @@ impl StatusBoard {
                 *first = None;
             }
         }
+    }
+
+    /// The last records of `app`, newest first (what [`crate::store`] keeps in the database).
+    pub fn records(&self, app: &str) -> Vec<TickRecord> {
+        self.apps()
+            .get(app)
+            .map(|st| st.history.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts back the records of `app` read from the database (newest first) when this replica
+    /// takes the app over: they replace what this replica remembered (the database has every
+    /// owner's records). Loop liveness is not touched.
+    pub fn restore(&self, app: &str, mut records: Vec<TickRecord>) {
+        records.truncate(HISTORY);
+        let mut apps = self.apps();
+        let st = apps.entry(app.to_owned()).or_insert_with(|| AppStatus {
+            app: app.to_owned(),
+            ..AppStatus::default()
+        });
+        st.last = records.first().cloned();
+        st.history = records.into();
     }
 
     /// The loop completed something (an app-list read, a tick).

@@ -74,6 +74,11 @@ pub const OWNED_APPS: &str = "fas_owned_apps";
 pub const LOCK_ACQUISITIONS: &str = "fas_lock_acquisitions_total";
 /// New: app locks this replica lost with its session (not the ones it released to share).
 pub const LOCK_LOSSES: &str = "fas_lock_losses_total";
+/// New: saves of an app's state to PostgreSQL (`result` = ok, fenced: the lock was no longer
+/// held, error), `crate::store`.
+pub const STATE_SAVES: &str = "fas_state_saves_total";
+/// New: loads of an app's state when this replica took it (`result` = found, empty, error).
+pub const STATE_LOADS: &str = "fas_state_loads_total";
 
 /// Histogram buckets (seconds) shared by the latency histograms.
 const BUCKETS: &[f64] = &[

@@ -77,6 +77,11 @@ pub enum TickError {
     /// confirmed session ([`crate::coord`]): the plan is not executed.
     #[error("lock not confirmed: another replica may own this app; not acting")]
     LockNotConfirmed,
+    /// Coordination is on and the app was just taken over, but its stored state (scale-down
+    /// window, cooldown, fallbacks) could not be read: deciding without it could undo what the
+    /// window holds, so the tick waits for the next one.
+    #[error("loading the app's stored state: {0}")]
+    StateNotLoaded(String),
 }
 
 /// Collects every metric for `app`, concurrently. Any failure fails the whole collection.
@@ -242,6 +247,47 @@ struct AppState {
     last_success: Option<f64>,
     /// Per metric, what its `on-error` fallback remembers (last good value, failures in a row).
     fallbacks: BTreeMap<String, crate::fallback::FallbackState>,
+    /// With coordination on, the ownership number ([`crate::coord::Coordinator::ownership`])
+    /// under which this state was loaded from the database.
+    restored_for: Option<u64>,
+}
+
+impl AppState {
+    /// What the database keeps of this state ([`crate::store`]), with the app's last records.
+    fn stored(&self, records: Vec<TickRecord>) -> crate::store::StoredApp {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        crate::store::StoredApp {
+            v: crate::store::DOCUMENT_VERSION,
+            history: self.decision.history.clone(),
+            behavior: self.decision.behavior,
+            cursor: self.decision.cursor,
+            fallbacks: self
+                .fallbacks
+                .iter()
+                .map(|(m, f)| (m.clone(), f.to_stored(now, wall)))
+                .collect(),
+            records,
+        }
+    }
+
+    /// Takes the stored state in place of the remembered one (the database has the last
+    /// owner's).
+    fn restore(&mut self, doc: &crate::store::StoredApp) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        self.decision = DecisionState {
+            history: doc.history.clone(),
+            behavior: doc.behavior,
+            cursor: doc.cursor,
+        };
+        self.fallbacks = doc
+            .fallbacks
+            .iter()
+            .map(|(m, f)| {
+                let state = crate::fallback::FallbackState::from_stored(f, now, wall);
+                (m.clone(), state)
+            })
+            .collect();
+    }
 }
 
 /// The release statuses of the org's apps, as the last app-list read gave them (wildcard mode).
@@ -437,6 +483,14 @@ impl Reconciler {
             Err(TickError::LockNotConfirmed) => "skipped_lock",
             Err(_) => "skipped_error",
         };
+        if let Some(coord) = self.coord.get()
+            && !matches!(
+                result,
+                Err(TickError::LockNotConfirmed | TickError::StateNotLoaded(_))
+            )
+        {
+            self.save_state(coord, app).await;
+        }
         metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
             .increment(1);
         let last_success = self.with_state(app, |s| {
@@ -460,6 +514,11 @@ impl Reconciler {
         metric_records: &mut BTreeMap<String, MetricRecord>,
     ) -> Result<TickOutcome, TickError> {
         let cfg = &*rt.config;
+        if let Some(coord) = self.coord.get() {
+            tokio::time::timeout_at(deadline, self.restore_state(coord, app))
+                .await
+                .unwrap_or(Err(TickError::Timeout(cfg.timeout)))?;
+        }
         // Nothing has been changed yet: a shutdown abandons the reading at once.
         let (values, evaluated, listed) = tokio::select! {
             r = tokio::time::timeout_at(deadline, self.observe(rt, app, metric_records)) => {
@@ -557,6 +616,107 @@ impl Reconciler {
             report,
             dry_run: false,
         })
+    }
+
+    /// With coordination on: when this replica took `app` since its state was last loaded (a new
+    /// ownership number), reads the app's state from the database in place of the remembered
+    /// one, and its decision records. A row that does not decode is reported and ignored (the
+    /// app starts fresh); a failed read fails the tick before anything is decided.
+    async fn restore_state(
+        &self,
+        coord: &crate::coord::Coordinator,
+        app: &str,
+    ) -> Result<(), TickError> {
+        let Some(token) = coord.ownership(app) else {
+            // Not ours now: the plan will not be executed (`begin_acting`).
+            return Ok(());
+        };
+        if self.with_state(app, |s| s.restored_for == Some(token)) {
+            return Ok(());
+        }
+        let store = m::STATE_LOADS;
+        let loaded = match coord.load_state(app).await {
+            Ok(l) => l,
+            Err(e) => {
+                metrics::counter!(store, "result" => "error").increment(1);
+                return Err(TickError::StateNotLoaded(e.to_string()));
+            }
+        };
+        let doc = match loaded {
+            None => {
+                metrics::counter!(store, "result" => "empty").increment(1);
+                None
+            }
+            Some(row) => match serde_json::from_str::<crate::store::StoredApp>(&row.state) {
+                Ok(doc) => {
+                    metrics::counter!(store, "result" => "found").increment(1);
+                    tracing::info!(
+                        app,
+                        from = %row.holder,
+                        age_s = (crate::status::unix(SystemTime::now()) - row.updated_at).max(0.0),
+                        window_entries = doc.history.len(),
+                        records = doc.records.len(),
+                        "stored state loaded: the scale-down window and cooldown continue"
+                    );
+                    Some(doc)
+                }
+                Err(e) => {
+                    metrics::counter!(store, "result" => "error").increment(1);
+                    warn!(app, error = %e, "stored state does not decode; starting this app fresh");
+                    None
+                }
+            },
+        };
+        self.with_state(app, |s| {
+            if let Some(doc) = &doc {
+                s.restore(doc);
+            } else {
+                s.restore(&crate::store::StoredApp::default());
+            }
+            s.restored_for = Some(token);
+        });
+        if let Some(doc) = doc
+            && !doc.records.is_empty()
+        {
+            self.board.restore(app, doc.records);
+        }
+        Ok(())
+    }
+
+    /// With coordination on: writes `app`'s state and last records to the database (only while
+    /// this replica's session holds the app's lock). A failure is logged and counted; the tick's
+    /// result does not change.
+    async fn save_state(&self, coord: &crate::coord::Coordinator, app: &str) {
+        if !coord.has_store() {
+            return;
+        }
+        let records = self.board.records(app);
+        let json = self.with_state(app, |s| serde_json::to_string(&s.stored(records)));
+        let json = match json {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(app, error = %e, "cannot encode the app's state; not saved");
+                return;
+            }
+        };
+        let saves = m::STATE_SAVES;
+        match coord.save_state(app, &json).await {
+            Ok(crate::coord::Saved::Ok) => {
+                metrics::counter!(saves, "result" => "ok").increment(1);
+            }
+            Ok(crate::coord::Saved::Fenced) => {
+                metrics::counter!(saves, "result" => "fenced").increment(1);
+                warn!(
+                    app,
+                    "state not saved: this replica's session no longer holds the app's lock"
+                );
+            }
+            Ok(crate::coord::Saved::NoStore) => {}
+            Err(e) => {
+                metrics::counter!(saves, "result" => "error").increment(1);
+                warn!(app, error = %e, "state not saved");
+            }
+        }
     }
 
     /// What one tick would decide for `app` (release check, metrics, targets, list, plan) without
@@ -737,7 +897,9 @@ impl MachineOps for Bounded<'_> {
 pub fn log_tick_error(e: &TickError) {
     use crate::report::error_chain;
     match e {
-        TickError::DeployInProgress { .. } | TickError::LockNotConfirmed => {
+        TickError::DeployInProgress { .. }
+        | TickError::LockNotConfirmed
+        | TickError::StateNotLoaded(_) => {
             warn!(error = %e, "skipped")
         }
         TickError::ShuttingDown => tracing::info!(reason = %e, "skipped"),

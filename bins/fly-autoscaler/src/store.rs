@@ -1,0 +1,226 @@
+//! What each app's ticks remember, kept in PostgreSQL when coordination is on (`postgres-url`),
+//! so that it survives a restart of every replica and a handover of the app to another replica:
+//! the target history of `scale-down-window`, the last scale-up (steps, `scale-down-cooldown`),
+//! the region cursor, the `on-error` fallback states and the last decision records of `/status`.
+//!
+//! # Schema
+//!
+//! Created and migrated by the binary when its coordination session opens ([`migrate`]):
+//! versioned ([`MIGRATIONS`], recorded in `fas_schema_migrations`), idempotent (a version is
+//! applied once), safe when several replicas start at once (the migration runs in one
+//! transaction under a transaction-level advisory lock, [`MIGRATION_LOCK`]). Migrations only add:
+//! a replica of an older version keeps working on a newer schema during a rolling deploy.
+//!
+//! - `fas_app_state(app text primary key, state jsonb, holder text, updated_at timestamptz)`:
+//!   one row per app, the JSON of [`StoredApp`], `holder` the replica id that wrote it.
+//!
+//! # Fencing
+//!
+//! A row is written on the coordination session itself and only while that session holds the
+//! app's advisory lock ([`SAVE`] checks `pg_locks` for its own backend): a replica that lost the
+//! app (partitioned, released, replaced) can never overwrite the new owner's state.
+
+use std::collections::BTreeMap;
+
+use fas_reconcile::{BehaviorState, RegionCursor, TargetHistory};
+use serde::{Deserialize, Serialize};
+
+use crate::fallback::StoredFallback;
+use crate::status::TickRecord;
+
+/// The key of the transaction-level advisory lock that serializes migrations (FNV-1a 64 of a
+/// name no app key can have: the app keys hash `"fly-autoscaler:" + app`).
+pub fn migration_lock() -> i64 {
+    crate::coord::fnv1a64("fly-autoscaler-schema/migrations")
+}
+
+/// [`migration_lock`], as documented.
+pub const MIGRATION_LOCK: &str = "fnv1a64(\"fly-autoscaler-schema/migrations\")";
+
+/// One schema version: its number and the statements that bring the previous version to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// The version this migration brings the schema to (1, 2, …).
+    pub version: i32,
+    /// What it does, for the log.
+    pub name: &'static str,
+    /// The statements (one batch, run in the migration's transaction).
+    pub sql: &'static str,
+}
+
+/// Every schema version, in order. Never edit a released migration: add one.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "per-app state",
+    sql: "create table if not exists fas_app_state (
+              app text primary key,
+              state jsonb not null,
+              holder text not null,
+              updated_at timestamptz not null default now()
+          )",
+}];
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// What [`migrate`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version found.
+    pub from: i32,
+    /// The version left (`from` when nothing was applied, or when the schema is newer).
+    pub to: i32,
+}
+
+/// Creates or migrates the schema to [`latest_version`]: in one transaction under the
+/// transaction-level advisory lock [`migration_lock`] (so concurrent starts apply each version
+/// once and the others wait, then find nothing to do), each migration newer than the recorded
+/// version is applied and recorded with `replica` and the time. A schema newer than this binary
+/// is left as it is (migrations only add). The caller bounds the time.
+pub async fn migrate(
+    client: &tokio_postgres::Client,
+    replica: &str,
+) -> Result<Migrated, tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "begin; select pg_advisory_xact_lock({}); \
+             create table if not exists fas_schema_migrations (\
+                 version integer primary key, \
+                 name text not null, \
+                 applied_at timestamptz not null default now(), \
+                 applied_by text not null)",
+            migration_lock()
+        ))
+        .await?;
+    let result = async {
+        let row = client
+            .query_one(
+                "select coalesce(max(version), 0) from fas_schema_migrations",
+                &[],
+            )
+            .await?;
+        let from: i32 = row.get(0);
+        let mut to = from;
+        for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+            client.batch_execute(m.sql).await?;
+            client
+                .execute(
+                    "insert into fas_schema_migrations (version, name, applied_by) \
+                     values ($1, $2, $3)",
+                    &[&m.version, &m.name, &replica],
+                )
+                .await?;
+            to = m.version;
+        }
+        client.batch_execute("commit").await?;
+        Ok(Migrated { from, to })
+    }
+    .await;
+    if result.is_err() {
+        // The transaction is aborted; end it so the session can go on (or it is closed anyway).
+        let _ = client.batch_execute("rollback").await;
+    }
+    result
+}
+
+/// Reads one app's state: `$1` app → `state::text`, `holder`, `updated_at` as Unix seconds.
+pub const LOAD: &str = "select state::text, holder, extract(epoch from updated_at)::float8 \
+     from fas_app_state where app = $1";
+
+/// Writes one app's state, only while this session holds the app's advisory lock (the `bigint`
+/// key appears in `pg_locks` as `classid` = its high 32 bits, `objid` = its low 32 bits,
+/// `objsubid` = 1): `$1` app, `$2` state JSON, `$3` replica id, `$4` high bits, `$5` low bits.
+/// One row affected = saved; none = this session does not hold the lock (fenced).
+pub const SAVE: &str = "insert into fas_app_state (app, state, holder, updated_at) \
+     select $1, ($2::text)::jsonb, $3, now() \
+     where exists (select 1 from pg_locks \
+         where locktype = 'advisory' and pid = pg_backend_pid() and granted \
+         and database = (select oid from pg_database where datname = current_database()) \
+         and classid::int8 = $4 and objid::int8 = $5 and objsubid = 1) \
+     on conflict (app) do update \
+     set state = excluded.state, holder = excluded.holder, updated_at = excluded.updated_at";
+
+/// The `pg_locks` halves of an advisory lock key: (`classid`, `objid`) as `bigint`s.
+pub fn lock_halves(key: i64) -> (i64, i64) {
+    let k = u64::from_ne_bytes(key.to_ne_bytes());
+    ((k >> 32) as i64, (k & 0xffff_ffff) as i64)
+}
+
+/// The version of the [`StoredApp`] document (inside the JSON, apart from the schema version).
+pub const DOCUMENT_VERSION: u32 = 1;
+
+/// What is kept of one app, as JSON in `fas_app_state.state`. Unknown fields are ignored and
+/// missing ones take their defaults, so replicas of neighbouring versions read each other's rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoredApp {
+    /// [`DOCUMENT_VERSION`] of the writer.
+    pub v: u32,
+    /// Recent targets of the scale-down window (`[time, targets]` pairs, oldest first).
+    pub history: TargetHistory,
+    /// The last scale-up, for steps and the cooldown.
+    pub behavior: BehaviorState,
+    /// The region rotation.
+    pub cursor: RegionCursor,
+    /// Per metric, its `on-error` fallback state.
+    pub fallbacks: BTreeMap<String, StoredFallback>,
+    /// The last decision records, newest first (`/status`).
+    pub records: Vec<TickRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_halves_split_the_key_like_pg_locks() {
+        assert_eq!(lock_halves(0), (0, 0));
+        assert_eq!(lock_halves(1), (0, 1));
+        assert_eq!(lock_halves(1 << 32), (1, 0));
+        assert_eq!(lock_halves(-1), (0xffff_ffff, 0xffff_ffff));
+        let (hi, lo) = lock_halves(crate::coord::lock_key("my-app"));
+        let back = ((hi as u64) << 32) | lo as u64;
+        assert_eq!(back as i64, crate::coord::lock_key("my-app"));
+    }
+
+    #[test]
+    fn migrations_are_numbered_one_by_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1, "{}", m.name);
+        }
+        assert_eq!(latest_version(), MIGRATIONS.len() as i32);
+    }
+
+    #[test]
+    fn the_migration_lock_is_not_an_app_key() {
+        // App keys hash "fly-autoscaler:" + app; the migration lock hashes another prefix.
+        assert_ne!(
+            migration_lock(),
+            crate::coord::lock_key("schema/migrations")
+        );
+        assert_ne!(migration_lock(), crate::coord::lock_key(""));
+    }
+
+    #[test]
+    fn a_document_with_unknown_and_missing_fields_reads() {
+        let doc: StoredApp = serde_json::from_str(
+            r#"{"v": 9, "cursor": 2, "from_the_future": [1, 2], "records": [
+                {"at": "2026-11-30T10:00:00Z", "duration_ms": 3.5, "trigger": "new",
+                 "outcome": "scaled", "decision": "start", "metrics": {"q": {"value": 4.0}},
+                 "actions": [{"kind": "start", "action": "start m1", "reason": "r",
+                              "outcome": "ok"}], "notes": [], "novel": true},
+                {"at": "2026-11-30T09:59:00Z", "duration_ms": 1.0, "trigger": "something_new",
+                 "outcome": "skipped"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.v, 9);
+        assert_eq!(doc.cursor, RegionCursor(2));
+        assert!(doc.history.is_empty());
+        assert_eq!(doc.records.len(), 2);
+        assert_eq!(doc.records[0].decision, Some("start"));
+        assert_eq!(doc.records[0].actions[0].outcome, "ok");
+        assert_eq!(doc.records[1].trigger, "unknown");
+    }
+}

@@ -1,0 +1,285 @@
+//! The per-app state kept in PostgreSQL when coordination is on (`crate::store`), on a real
+//! throwaway PostgreSQL (`fas-testkit`): the schema migration (idempotent, safe when replicas
+//! start together), the fenced save (only while the session holds the app's lock), and, with the
+//! built binary, a restart of every replica that continues the scale-down window.
+
+mod support;
+
+use std::time::Duration;
+
+use fas_flysim::MachineSpec;
+use fas_testkit::PgServer;
+use fly_autoscaler::coord::{CoordPolicy, Coordinator, Saved};
+use fly_autoscaler::store;
+use secrecy::SecretString;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+async fn connect(pg: &PgServer) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("test connection");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, conn)
+}
+
+/// Six replicas migrate a fresh database at the same moment: each version is applied exactly
+/// once, every replica ends on the latest version, and migrating again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schema_migration_is_versioned_idempotent_and_safe_when_replicas_start_together() {
+    let pg = PgServer::start().await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(connect(&pg).await);
+    }
+    let results = futures_util::future::join_all(
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| async move { store::migrate(c, &format!("r{i}")).await }),
+    )
+    .await;
+    let latest = store::latest_version();
+    let migrated: Vec<store::Migrated> = results
+        .into_iter()
+        .map(|r| r.expect("every concurrent migration succeeds"))
+        .collect();
+    assert_eq!(
+        migrated.iter().filter(|m| m.from == 0).count(),
+        1,
+        "exactly one replica migrated: {migrated:?}"
+    );
+    assert!(migrated.iter().all(|m| m.to == latest), "{migrated:?}");
+    let (c, _) = &clients[0];
+    let versions: Vec<i32> = c
+        .query(
+            "select version from fas_schema_migrations order by version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=latest).collect::<Vec<_>>());
+    // Idempotent: a second start finds nothing to do.
+    let again = store::migrate(c, "r9").await.unwrap();
+    assert_eq!(
+        again,
+        store::Migrated {
+            from: latest,
+            to: latest
+        }
+    );
+    // A session used by a migration goes on working (no transaction left open).
+    let one: i32 = c.query_one("select 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+fn fast_policy() -> CoordPolicy {
+    CoordPolicy {
+        heartbeat: Duration::from_millis(300),
+        ..CoordPolicy::default()
+    }
+}
+
+/// A save lands only while the coordinator's session holds the app's lock: the app it owns is
+/// written (and read back with its holder); an app whose lock another session holds is fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
+    let pg = PgServer::start().await;
+    let (other, _conn) = connect(&pg).await;
+    // Another session holds app "b".
+    let held: bool = other
+        .query_one(
+            "select pg_try_advisory_lock($1)",
+            &[&fly_autoscaler::coord::lock_key("b")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(held);
+    let stop = CancellationToken::new();
+    let url = SecretString::from(pg.url());
+    let coord =
+        Coordinator::start_with_id(&url, fast_policy(), "state-test".into(), stop.clone()).unwrap();
+    coord.set_apps(&["a".to_owned(), "b".to_owned()]);
+    let t0 = Instant::now();
+    while !(coord.may_act("a") && coord.has_store()) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(coord.ownership("a").is_some());
+    assert!(!coord.may_act("b"));
+    assert_eq!(
+        coord
+            .save_state("a", r#"{"v":1,"cursor":3}"#)
+            .await
+            .unwrap(),
+        Saved::Ok
+    );
+    assert_eq!(
+        coord.save_state("b", r#"{"v":1}"#).await.unwrap(),
+        Saved::Fenced
+    );
+    let loaded = coord.load_state("a").await.unwrap().expect("row of a");
+    let doc: store::StoredApp = serde_json::from_str(&loaded.state).unwrap();
+    assert_eq!(doc.cursor, fas_reconcile::RegionCursor(3));
+    assert_eq!(loaded.holder, "state-test");
+    assert!(coord.load_state("b").await.unwrap().is_none());
+    // /status names the holder of every app, this replica's included.
+    let t0 = Instant::now();
+    loop {
+        let holders = coord.holders();
+        if holders.get("a").map(String::as_str) == Some("state-test") && holders.len() == 1 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "holders: {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = coord.status_json();
+    assert_eq!(status["holders"]["a"], "state-test", "{status}");
+    // "b" is held by a session that is not a replica: shown as unheld by any replica.
+    assert_eq!(status["unheld"], serde_json::json!(["b"]), "{status}");
+    stop.cancel();
+}
+
+/// Every replica restarts (SIGKILL) while the scale-down window holds a high target: the new
+/// replicas continue the window from the stored history (no burst of stops at their first
+/// tick), scale down once the window has passed, and show the old decision records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_replica_continues_the_scale_down_window() {
+    use support::{FakeProm, Fas, PromAnswer, add_machines, base_env, http_get, set, wait_until};
+    const WINDOW: Duration = Duration::from_secs(15);
+    let pg = PgServer::start().await;
+    let sim = support::sim().await;
+    add_machines(&sim, "web", 4, &MachineSpec::new().state("stopped"));
+    let prom = FakeProm::start(PromAnswer::Value(40.0)).await;
+    let spawn = |n: usize| {
+        let ports: Vec<u16> = (0..n).map(|_| fas_testkit::free_port()).collect();
+        let procs: Vec<Fas> = ports
+            .iter()
+            .map(|&port| {
+                let mut env = base_env(&sim, &prom.url(), "web", port);
+                set(&mut env, "FAS_POSTGRES_URL", &pg.url());
+                set(&mut env, "FAS_POSTGRES_HEARTBEAT", "1s");
+                set(&mut env, "FAS_POSTGRES_QUERY_TIMEOUT", "500ms");
+                set(&mut env, "FAS_SCALE_DOWN_WINDOW", "15s");
+                Fas::spawn(&["serve"], &env)
+            })
+            .collect();
+        (ports, procs)
+    };
+    let status = |port: u16| -> Option<serde_json::Value> {
+        let (code, body) = http_get(port, "/status")?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    };
+    let owner = |ports: &[u16]| {
+        ports.iter().position(|&p| {
+            status(p).is_some_and(|s| s["replica"]["owned"] == serde_json::json!(["web"]))
+        })
+    };
+
+    let (ports, mut first) = spawn(2);
+    wait_until(&mut first[0], "4 machines started", || {
+        sim.count_in_state("web", "started") == 4
+    })
+    .await;
+    // The load drops: the window holds 4 started for 15 s after the last high reading.
+    prom.set(PromAnswer::Value(10.0));
+    let dropped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sim.count_in_state("web", "started"),
+        4,
+        "held by the window"
+    );
+    let old_owner = owner(&ports).expect("one of the first replicas owns web");
+    let old_records = status(ports[old_owner]).unwrap()["apps"][0]["history"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(old_records > 0);
+    // Every replica is killed (as a host failure or a deploy of the autoscaler would).
+    for f in &mut first {
+        f.signal("KILL");
+        f.wait_exit(Duration::from_secs(5)).await;
+    }
+    let restarted = Instant::now();
+    let (ports, mut second) = spawn(2);
+    let mut took = None;
+    while took.is_none() {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "nobody took web"
+        );
+        took = owner(&ports);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let new_owner = took.unwrap();
+    eprintln!(
+        "restart: web owned again {:?} after the kill",
+        restarted.elapsed()
+    );
+    // Until the window ends (minus a margin for the ticks' timing), 4 stay started: a replica
+    // with a fresh history would have stopped 3 at its first tick.
+    let hold_until = dropped + WINDOW - Duration::from_secs(2);
+    let mut samples = 0;
+    while Instant::now() < hold_until {
+        assert_eq!(
+            sim.count_in_state("web", "started"),
+            4,
+            "a machine was stopped {:?} after the load dropped, inside the 15 s window",
+            dropped.elapsed()
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(samples > 50);
+    wait_until(
+        &mut second[new_owner],
+        "scaled down to 1 after the window",
+        || sim.count_in_state("web", "started") == 1,
+    )
+    .await;
+    let scaled_down = dropped.elapsed();
+    eprintln!("scale-down after {scaled_down:?} (window {WINDOW:?})");
+    assert!(
+        scaled_down >= WINDOW - Duration::from_secs(1),
+        "{scaled_down:?}"
+    );
+    // The new owner loaded the state and shows the first replicas' records too.
+    let s = status(ports[new_owner]).unwrap();
+    let history = s["apps"][0]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let restart_at =
+        jiff::Timestamp::now() - jiff::SignedDuration::try_from(restarted.elapsed()).unwrap();
+    let older = history
+        .iter()
+        .filter(|r| {
+            r["at"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t < restart_at)
+        })
+        .count();
+    assert!(older > 0, "no record from before the restart: {s}");
+    let (_, metrics) = http_get(ports[new_owner], "/metrics").unwrap();
+    assert!(
+        metrics.contains(r#"fas_state_loads_total{result="found"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"fas_state_saves_total{result="ok"}"#),
+        "{metrics}"
+    );
+    for f in &mut second {
+        f.stop().await;
+    }
+}
