@@ -320,6 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_state_keeps_the_age_of_the_held_value_across_a_restart() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut s = FallbackState::default();
+        s.apply(&HOLD, Ok::<_, &str>(7.0), t0);
+        s.apply(&HOLD, Err("down"), at(t0, 1));
+        // Saved 40 s after the good value, read back by a process whose clock reads 10 s later.
+        let stored = s.to_stored(at(t0, 40), wall + Duration::from_secs(40));
+        assert_eq!(stored.failures, 1);
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: StoredFallback = serde_json::from_str(&json).unwrap();
+        let later = at(t0, 50);
+        let mut r = FallbackState::from_stored(&back, later, wall + Duration::from_secs(50));
+        assert_eq!(r.failures(), 1);
+        // 50 s old: still held (max age 60 s)...
+        assert!(matches!(
+            r.apply(&HOLD, Err("down"), later),
+            Decision::Fallback { value, .. } if value == 7.0
+        ));
+        // ...and no longer 11 s later: the age went on counting.
+        assert_eq!(
+            r.apply(&HOLD, Err("down"), at(t0, 61)),
+            Decision::Skip("down")
+        );
+        // A value from the future (clock skew) is never younger than now.
+        let skewed = FallbackState::from_stored(&back, later, wall);
+        assert!(matches!(
+            skewed.clone().apply(&HOLD, Err("x"), later),
+            Decision::Fallback { .. }
+        ));
+    }
+
+    #[test]
     fn hold_uses_the_last_good_value_while_it_is_younger_than_max_age() {
         let t0 = Instant::now();
         let mut s = FallbackState::default();

@@ -124,6 +124,44 @@ async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
         coord.save_state("b", r#"{"v":1}"#).await.unwrap(),
         Saved::Fenced
     );
+    // The cost a tick pays: one save of a full document (20 decision records, as `/status`
+    // keeps) on loopback.
+    let record = serde_json::json!({
+        "at": "2026-11-30T10:00:00.000Z", "duration_ms": 12.5, "trigger": "interval",
+        "outcome": "scaled", "decision": "start",
+        "metrics": {"queue_depth": {"value": 42.0}},
+        "evaluated": {"created": null, "started": {"min": 5, "max": 5}},
+        "stabilized": {"created": null, "started": {"min": 5, "max": 5}},
+        "counts": {"created": 8, "started": 3, "failed": 0,
+                   "by_state": {"started": 3, "stopped": 5}, "unreachable": 0, "other_group": 0},
+        "actions": [
+            {"kind": "start", "action": "start 1bb75438d9464e", "reason": "started 3 < min 5",
+             "outcome": "ok"},
+            {"kind": "start", "action": "start 9e8d2c1f00a7b3", "reason": "started 3 < min 5",
+             "outcome": "ok"}],
+        "notes": []
+    });
+    let doc = serde_json::json!({
+        "v": 1, "cursor": 3, "behavior": {"last_scale_up": null},
+        "history": [], "fallbacks": {},
+        "records": vec![record; 20],
+    })
+    .to_string();
+    let mut took = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        assert_eq!(coord.save_state("a", &doc).await.unwrap(), Saved::Ok);
+        took.push(t.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "save of a {} B document: p50 {:?}, p99 {:?}, max {:?} (200 saves)",
+        doc.len(),
+        took[100],
+        took[198],
+        took[199]
+    );
+    assert_eq!(coord.save_state("a", r#"{"v":1,"cursor":3}"#).await.unwrap(), Saved::Ok);
     let loaded = coord.load_state("a").await.unwrap().expect("row of a");
     let doc: store::StoredApp = serde_json::from_str(&loaded.state).unwrap();
     assert_eq!(doc.cursor, fas_reconcile::RegionCursor(3));
