@@ -71,6 +71,9 @@ pub const DEFAULT_TRIGGER_MIN_GAP: Duration = Duration::from_secs(1);
 pub const DEFAULT_POSTGRES_HEARTBEAT: Duration = Duration::from_secs(2);
 /// Shortest `postgres-heartbeat` (the server's keepalives count in whole seconds).
 pub const MIN_POSTGRES_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Longest `postgres-heartbeat` (the keepalives derived from it must stay within what the
+/// server's `tcp_keepalives_*` settings take).
+pub const MAX_POSTGRES_HEARTBEAT: Duration = Duration::from_secs(3_600);
 /// Default bound of each coordination query (`postgres-query-timeout`, always under the heartbeat).
 pub const DEFAULT_POSTGRES_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default number of apps a replica may hold above its fair share (`postgres-slack`).

@@ -111,7 +111,7 @@ fn every_problem_of_the_environment_at_once() {
               - FAS_MAX_CREATES_PER_TICK: invalid integer "-1": expected a whole number of 0 or more, or "unlimited"
               - FAS_MAX_STOPS_PER_TICK: invalid integer "lots": expected a whole number of 0 or more, or "unlimited"
               - FAS_ACTION_CONCURRENCY: invalid integer "0": expected a whole number of 1 or more
-              - FAS_POSTGRES_HEARTBEAT: invalid duration "500ms": must be at least 1s
+              - FAS_POSTGRES_HEARTBEAT: invalid duration "500ms": must be from 1s to 1h0m0s
               - FAS_POSTGRES_QUERY_TIMEOUT: invalid duration "0s": must be greater than zero
               - FAS_POSTGRES_SLACK: invalid integer "-1": expected a whole number of 0 or more
               - prometheus collector (FAS_PROMETHEUS_ADDRESS): metric name required: set FAS_PROMETHEUS_METRIC_NAME

@@ -18,7 +18,8 @@ use super::{
     Config, DEFAULT_APP_LIST_REFRESH_INTERVAL, DEFAULT_FLAPS_BASE_URL, DEFAULT_GRAPHQL_BASE_URL,
     DEFAULT_INTERVAL, DEFAULT_METRICS_ADDRESS, DEFAULT_POSTGRES_HEARTBEAT,
     DEFAULT_POSTGRES_QUERY_TIMEOUT, DEFAULT_POSTGRES_SLACK, DEFAULT_TIMEOUT,
-    DEFAULT_TRIGGER_MIN_GAP, LogFormat, MIN_POSTGRES_HEARTBEAT, Purpose, collectors, parse,
+    DEFAULT_TRIGGER_MIN_GAP, LogFormat, MAX_POSTGRES_HEARTBEAT, MIN_POSTGRES_HEARTBEAT, Purpose,
+    collectors, parse,
 };
 
 /// Parses an optional setting with `parse`; on error records the problem and returns `default`.
@@ -288,7 +289,7 @@ fn coordination(layer: &Layer, findings: &mut Findings) -> Coordination {
         Key::PostgresHeartbeat,
         DEFAULT_POSTGRES_HEARTBEAT,
         findings,
-        |v| parse::duration_at_least(v, MIN_POSTGRES_HEARTBEAT),
+        |v| parse::duration_between(v, MIN_POSTGRES_HEARTBEAT, MAX_POSTGRES_HEARTBEAT),
     );
     let query_timeout = parse_or(
         layer,

@@ -27,12 +27,20 @@ pub(crate) fn nonzero_duration(v: &str) -> Result<Duration, Rejected> {
     }
 }
 
-/// A Go duration of at least `min` (`postgres-heartbeat`).
-pub(crate) fn duration_at_least(v: &str, min: Duration) -> Result<Duration, Rejected> {
+/// A Go duration from `min` to `max` (`postgres-heartbeat`).
+pub(crate) fn duration_between(
+    v: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Rejected> {
     match duration(v)? {
-        d if d < min => Err(Rejected::new(
+        d if d < min || d > max => Err(Rejected::new(
             "invalid duration",
-            format!("must be at least {}", format_go_duration(min)),
+            format!(
+                "must be from {} to {}",
+                format_go_duration(min),
+                format_go_duration(max)
+            ),
         )),
         d => Ok(d),
     }
