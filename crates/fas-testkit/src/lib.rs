@@ -5,6 +5,8 @@
 //! - [`TemporalServer`]: the Temporal CLI's dev server (in-memory), with [`TemporalServer::start_workflow`].
 //! - [`PgServer`]: a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, `fsync=off`), stoppable and
 //!   restartable for outage tests.
+//! - [`Proxy`]: a TCP proxy that can be cut silently (a network partition), close its server
+//!   sides (a server that noticed the dead peer) and heal.
 //! - [`free_port`]: a currently free loopback port.
 //!
 //! Binaries are found through `FAS_TEST_PROMETHEUS_BIN` / `FAS_TEST_TEMPORAL_BIN` (exported by
@@ -23,12 +25,14 @@ mod hostile;
 mod postgres;
 mod process;
 mod prom;
+mod proxy;
 mod temporal;
 
 pub use exporter::Exporter;
 pub use hostile::{Hostile, hostile};
 pub use postgres::PgServer;
 pub use prom::PromServer;
+pub use proxy::Proxy;
 pub use temporal::TemporalServer;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
