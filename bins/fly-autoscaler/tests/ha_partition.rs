@@ -70,7 +70,7 @@ async fn a_replica_cut_from_postgres_stops_acting_and_its_apps_move_once_its_ses
     c.load.set(3.0);
     c.until_every(
         "the cut replica stops acting",
-        bound + Duration::from_secs(2),
+        bound + Duration::from_secs(3),
         Duration::from_millis(20),
         |c| c.replicas[CUT].coord.owned().is_empty(),
     )
@@ -85,7 +85,7 @@ async fn a_replica_cut_from_postgres_stops_acting_and_its_apps_move_once_its_ses
     // Sampled every 20 ms on a loaded machine: the slack is for the sampler, not the replica
     // (its calls are checked exactly below).
     assert!(
-        stopped <= bound + Duration::from_secs(1),
+        stopped <= bound + Duration::from_millis(1500),
         "stopped acting {stopped:?} after the cut"
     );
     // From here its apps need acting on (4 started), and nobody may until the server ends the
