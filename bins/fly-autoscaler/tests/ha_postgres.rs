@@ -193,7 +193,7 @@ async fn a_stopped_replica_s_apps_are_taken_over() {
     c.shutdown().await;
 }
 
-/// PostgreSQL stops for 12 s: every replica stops acting within the fail-closed bound
+/// PostgreSQL stops for 20 s: every replica stops acting within the fail-closed bound
 /// (heartbeat + query timeout), no mutating call is made without a confirmed lock, and all
 /// resume once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -222,7 +222,7 @@ async fn without_the_database_nobody_acts_and_all_resume_after() {
     );
     // The load moves while the database is down: nothing may happen.
     c.load.set(4.0);
-    let outage = Duration::from_secs(12);
+    let outage = Duration::from_secs(20);
     tokio::time::sleep(outage.saturating_sub(t0.elapsed())).await;
     let during: Vec<Act> = c
         .acts
