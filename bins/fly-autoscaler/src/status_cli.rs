@@ -244,20 +244,49 @@ pub fn render_table(status: &Value, now: SystemTime) -> String {
         out.push_str("No app has been reconciled yet.\n");
         return out;
     }
-    let mut rows = vec![
-        [
-            "APP",
-            "LAST TICK",
-            "TRIGGER",
-            "OUTCOME",
-            "METRICS",
-            "TARGETS",
-            "STARTED/CREATED",
-            "NEXT TICK",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+    // With coordination (`postgres-url`): this replica, and who holds each app.
+    let replica = &status["replica"];
+    if !replica.is_null() {
+        let owned = replica["owned"].as_array().map_or(0, Vec::len);
+        let _ = writeln!(
+            out,
+            "Replica {} ({} live, session {}): holds {owned} of {} apps{}.\n",
+            cell(text(replica, "id")),
+            replica["replicas"].as_u64().unwrap_or(0),
+            if replica["confirmed"] == true {
+                "confirmed"
+            } else {
+                "NOT confirmed: acting on nothing"
+            },
+            apps.len(),
+            if replica["store"] == true {
+                "; state kept in PostgreSQL"
+            } else {
+                ""
+            },
+        );
+    }
+    let holder = |app: &str| -> String {
+        match replica["holders"][app].as_str() {
+            Some(id) if id == text(replica, "id") => "this replica".to_owned(),
+            Some(id) => cell(id),
+            None => "nobody".to_owned(),
+        }
+    };
+    let mut header = vec![
+        "APP",
+        "LAST TICK",
+        "TRIGGER",
+        "OUTCOME",
+        "METRICS",
+        "TARGETS",
+        "STARTED/CREATED",
+        "NEXT TICK",
     ];
+    if !replica.is_null() {
+        header.push("HOLDER");
+    }
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
     for app in apps {
         let last = &app["last"];
         let next = &app["next_tick"];
@@ -280,7 +309,7 @@ pub fn render_table(status: &Value, now: SystemTime) -> String {
                 cell(text(next, "why"))
             )
         };
-        rows.push(vec![
+        let mut row = vec![
             cell(text(app, "app")),
             last_tick,
             cell(text(last, "trigger")),
@@ -289,7 +318,11 @@ pub fn render_table(status: &Value, now: SystemTime) -> String {
             targets(&last["stabilized"]),
             counts(last),
             next_tick,
-        ]);
+        ];
+        if !replica.is_null() {
+            row.push(holder(text(app, "app")));
+        }
+        rows.push(row);
     }
     out.push_str(&columns(&rows));
 
@@ -418,6 +451,32 @@ mod tests {
         // Columns line up: every row's OUTCOME starts at the header's column.
         let col = lines[0].find("OUTCOME").unwrap();
         assert_eq!(&web[col..col + 6], "scaled");
+    }
+
+    #[test]
+    fn with_coordination_each_app_names_its_holder() {
+        let mut status = sample();
+        status["replica"] = serde_json::json!({
+            "id": "aaa111", "host": "db:5432", "confirmed": true, "replicas": 2,
+            "owned": ["web"], "holders": {"web": "aaa111", "worker": "bbb222"},
+            "unheld": [], "store": true
+        });
+        let table = render_table(&status, SystemTime::UNIX_EPOCH);
+        let first = table.lines().next().unwrap();
+        assert!(
+            first.starts_with("Replica aaa111 (2 live, session confirmed): holds 1 of"),
+            "{table}"
+        );
+        assert!(first.contains("state kept in PostgreSQL"), "{table}");
+        assert!(table.contains("HOLDER"), "{table}");
+        let web = table.lines().find(|l| l.starts_with("web ")).unwrap();
+        assert!(web.trim_end().ends_with("this replica"), "{table}");
+        // Without coordination there is no holder column.
+        let plain = render_table(&sample(), SystemTime::UNIX_EPOCH);
+        assert!(
+            !plain.contains("HOLDER") && !plain.contains("Replica"),
+            "{plain}"
+        );
     }
 
     #[test]
