@@ -59,9 +59,9 @@ async fn soak_short() {
     .await;
     // The failing machine is started only when its app needs a start while it is the first
     // candidate, and a clone fails at boot only at its first start: both rare in 45 s (the
-    // short run need not meet them), certain in the long run, which requires both. The executor bug this soak found (a
-    // spare start after a timed-out start that took effect, `support::soak::KNOWN_SPARE`) is
-    // fixed: no violation is tolerated.
+    // short run need not meet them), certain in the long run, which requires both. The bugs this soak found (a spare
+    // start, or the next tick's start, after a timed-out start that took effect,
+    // `support::soak::KNOWN_SPARE`) are fixed: no violation is tolerated.
     assert_clean(&report, 40, &[]);
 }
 

@@ -47,9 +47,12 @@ const RELEASE_STALENESS: Duration = Duration::from_millis(1_000 + 3_000 + 3_000 
 /// them; the next ticks bring the count back to the target).
 const CAME_BACK: Duration = EFFECT_WINDOW;
 
-/// The violation kind of a bug this soak found, now fixed: a spare start called in after a start
-/// that timed out but took effect (`fas_reconcile::execute` no longer calls in a spare after a
-/// failure whose effect is unknown). Kept as its own kind so a regression names itself.
+/// The violation kind of two bugs this soak found, both fixed: a start above max after a start
+/// that timed out but took effect, either a spare called in by the same tick
+/// (`fas_reconcile::execute` no longer calls in a spare after a failure whose effect is unknown)
+/// or a second start by the next tick, whose list still showed the machine stopped (the loop now
+/// counts such a machine as starting: `fly_autoscaler::pending`). Kept as its own kind so a
+/// regression names itself.
 pub const KNOWN_SPARE: &str = "spare start after a timed-out start that took effect";
 
 /// The per-app expressions of the soak and their targets.
@@ -705,7 +708,8 @@ fn check_state(sim: &Simulator, truth: &Shared, apps: &[String]) {
                     .any(|at| *at >= now.checked_sub(EFFECT_WINDOW).unwrap_or(t.t0))
             });
             if newly_started > 0 && recent_start_timeout {
-                // The fixed executor bug: a spare start after a timed-out start that took effect.
+                // The fixed bugs: a spare start, or the next tick's start, after a timed-out start
+                // that took effect.
                 t.violation(format!(
                     "{app}: {KNOWN_SPARE}: {started} started, above every max target of the last {EFFECT_WINDOW:?} ({max_started})"
                 ));
