@@ -1510,7 +1510,11 @@ fn postgres_knob_problems_name_the_key() {
     // Each bad value alone: one problem naming its variable and showing the value.
     for (var, value, fragment) in [
         ("FAS_POSTGRES_HEARTBEAT", "soon", "invalid duration"),
-        ("FAS_POSTGRES_HEARTBEAT", "999ms", "must be from 1s to 1h0m0s"),
+        (
+            "FAS_POSTGRES_HEARTBEAT",
+            "999ms",
+            "must be from 1s to 1h0m0s",
+        ),
         ("FAS_POSTGRES_HEARTBEAT", "0s", "must be from 1s to 1h0m0s"),
         ("FAS_POSTGRES_HEARTBEAT", "2h", "must be from 1s to 1h0m0s"),
         ("FAS_POSTGRES_HEARTBEAT", "-2s", "negative"),

@@ -161,7 +161,13 @@ async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
         took[198],
         took[199]
     );
-    assert_eq!(coord.save_state("a", r#"{"v":1,"cursor":3}"#).await.unwrap(), Saved::Ok);
+    assert_eq!(
+        coord
+            .save_state("a", r#"{"v":1,"cursor":3}"#)
+            .await
+            .unwrap(),
+        Saved::Ok
+    );
     let loaded = coord.load_state("a").await.unwrap().expect("row of a");
     let doc: store::StoredApp = serde_json::from_str(&loaded.state).unwrap();
     assert_eq!(doc.cursor, fas_reconcile::RegionCursor(3));

@@ -46,7 +46,10 @@ use crate::model::{Bounds, Targets};
 /// PostgreSQL so that the window survives a restart); deserializing sorts the pairs by time and
 /// keeps the newest [`TargetHistory::MAX_ENTRIES`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "Vec<(SystemTime, Targets)>", into = "Vec<(SystemTime, Targets)>")]
+#[serde(
+    from = "Vec<(SystemTime, Targets)>",
+    into = "Vec<(SystemTime, Targets)>"
+)]
 pub struct TargetHistory {
     /// Recorded targets, oldest first; timestamps never decrease along the deque.
     entries: VecDeque<(SystemTime, Targets)>,
