@@ -141,8 +141,9 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// A word of a record's fixed vocabulary ([`WORDS`]). (An alias, so that serde does not try to
-/// borrow it from the input when a record is read back.)
+/// A word of a record's fixed vocabulary (`trigger`, `outcome`, `decision`, action `kind`).
+/// (An alias, so that serde does not try to borrow it from the input when a record is read
+/// back.)
 pub type Word = &'static str;
 
 /// Every word the records use for a trigger, an outcome, a decision or an action kind: a record
