@@ -24,8 +24,8 @@ pub const LIST_GRACE: Duration = Duration::from_secs(60);
 pub const WATCH_LIMIT: Duration = Duration::from_secs(300);
 
 /// One created machine being watched.
-#[derive(Debug, Clone)]
-struct Entry {
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
     region: String,
     /// The state it was last listed in; `None` while the list has not shown it.
     listed: Option<MachineState>,
@@ -48,6 +48,13 @@ impl Entry {
 #[derive(Debug, Clone)]
 struct Batch {
     at: Instant,
+    machines: BTreeMap<String, Entry>,
+}
+
+/// A [`Batch`] as the database keeps it ([`crate::store`]): its time in Unix seconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredBatch {
+    at: f64,
     machines: BTreeMap<String, Entry>,
 }
 
@@ -90,6 +97,36 @@ impl RecentCreates {
     /// Whether nothing is being watched.
     pub fn is_empty(&self) -> bool {
         self.batches.is_empty()
+    }
+
+    /// What the database keeps ([`crate::store`]); `now` and `wall` are one moment on both
+    /// clocks.
+    pub fn to_stored(&self, now: Instant, wall: std::time::SystemTime) -> Vec<StoredBatch> {
+        self.batches
+            .iter()
+            .map(|b| StoredBatch {
+                at: crate::store::to_wall(b.at, now, wall),
+                machines: b.machines.clone(),
+            })
+            .collect()
+    }
+
+    /// The creates back from the database. A batch older than the monotonic clock can express
+    /// is kept as made `now`: its machines count a little longer rather than be created twice.
+    pub fn from_stored(
+        stored: &[StoredBatch],
+        now: Instant,
+        wall: std::time::SystemTime,
+    ) -> RecentCreates {
+        RecentCreates {
+            batches: stored
+                .iter()
+                .map(|b| Batch {
+                    at: crate::store::from_wall(b.at, now, wall).unwrap_or(now),
+                    machines: b.machines.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// Updates what is known from this tick's list (`listed`: every listed machine, any group or
@@ -150,6 +187,35 @@ mod tests {
 
     fn ids(ms: &[Machine]) -> Vec<&str> {
         ms.iter().map(|m| m.id.as_str()).collect()
+    }
+
+    #[test]
+    fn recent_creates_survive_a_handover_through_the_store() {
+        let t0 = Instant::now();
+        let wall = std::time::SystemTime::now();
+        let mut rc = RecentCreates::default();
+        rc.record(t0, [("a".into(), "iad".into()), ("b".into(), "ord".into())]);
+        rc.observe(
+            &[listed("a", "starting")],
+            "app",
+            t0 + Duration::from_secs(1),
+        );
+        let stored = rc.to_stored(t0 + Duration::from_secs(1), wall);
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: Vec<StoredBatch> = serde_json::from_str(&json).unwrap();
+        // Another process, 2 s later on both clocks: b is still counted, a is listed.
+        let later = t0 + Duration::from_secs(3);
+        let mut other = RecentCreates::from_stored(&back, later, wall + Duration::from_secs(2));
+        let o = other.observe(&[listed("a", "started")], "app", later);
+        assert_eq!(ids(&o.unlisted), ["b"]);
+        assert_eq!(o.unlisted[0].region, "ord");
+        // The grace counts from the create, not from the handover.
+        let o = other.observe(
+            &[listed("a", "started")],
+            "app",
+            t0 + LIST_GRACE + Duration::from_secs(1),
+        );
+        assert!(o.unlisted.is_empty());
     }
 
     #[test]

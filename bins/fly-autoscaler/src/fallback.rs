@@ -165,23 +165,20 @@ impl FallbackState {
     /// time (`now` and `wall` are the same moment on both clocks), and the failures in a row.
     pub fn to_stored(&self, now: Instant, wall: SystemTime) -> StoredFallback {
         StoredFallback {
-            last_good: self.last_good.map(|(value, at)| {
-                let age = now.saturating_duration_since(at);
-                (value, crate::status::unix(wall) - age.as_secs_f64())
-            }),
+            last_good: self
+                .last_good
+                .map(|(value, at)| (value, crate::store::to_wall(at, now, wall))),
             failures: self.failures,
         }
     }
 
     /// The state back from the database: the last good value is as old as its wall-clock time
     /// says (never newer than `now`; dropped when that age is beyond what the monotonic clock
-    /// can express, i.e. older than this machine's uptime).
+    /// can express).
     pub fn from_stored(stored: &StoredFallback, now: Instant, wall: SystemTime) -> FallbackState {
         FallbackState {
             last_good: stored.last_good.and_then(|(value, at)| {
-                let age = (crate::status::unix(wall) - at).max(0.0);
-                let age = Duration::try_from_secs_f64(age).ok()?;
-                now.checked_sub(age).map(|at| (value, at))
+                crate::store::from_wall(at, now, wall).map(|at| (value, at))
             }),
             failures: stored.failures,
         }

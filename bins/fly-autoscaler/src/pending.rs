@@ -57,6 +57,30 @@ impl PendingStarts {
         self.since.is_empty()
     }
 
+    /// What the database keeps ([`crate::store`]): machine id → wall-clock time (Unix seconds);
+    /// `now` and `wall` are one moment on both clocks.
+    pub fn to_stored(&self, now: Instant, wall: std::time::SystemTime) -> BTreeMap<String, f64> {
+        self.since
+            .iter()
+            .map(|(id, at)| (id.clone(), crate::store::to_wall(*at, now, wall)))
+            .collect()
+    }
+
+    /// The pending starts back from the database (one older than the monotonic clock can
+    /// express is past its grace anyway: dropped).
+    pub fn from_stored(
+        stored: &BTreeMap<String, f64>,
+        now: Instant,
+        wall: std::time::SystemTime,
+    ) -> PendingStarts {
+        PendingStarts {
+            since: stored
+                .iter()
+                .filter_map(|(id, at)| Some((id.clone(), crate::store::from_wall(*at, now, wall)?)))
+                .collect(),
+        }
+    }
+
     /// Lists as `starting` every machine of `machines` (this tick's list, in the planner's
     /// domain) whose start is still pending and which the list shows `stopped` or `suspended`;
     /// returns their ids. Starts that the list settled (another state, or not listed) and
@@ -142,6 +166,27 @@ mod tests {
             ],
         };
         assert_eq!(unknown_starts(&report), ["a", "e"]);
+    }
+
+    #[test]
+    fn pending_starts_survive_a_handover_through_the_store() {
+        let t0 = Instant::now();
+        let wall = std::time::SystemTime::now();
+        let mut p = PendingStarts::default();
+        p.record(t0, ["b".to_owned()]);
+        let json = serde_json::to_string(&p.to_stored(t0 + Duration::from_secs(1), wall)).unwrap();
+        let stored: BTreeMap<String, f64> = serde_json::from_str(&json).unwrap();
+        // Another process, 3 s later on both clocks.
+        let later = t0 + Duration::from_secs(4);
+        let mut q = PendingStarts::from_stored(&stored, later, wall + Duration::from_secs(3));
+        let mut ms = vec![listed("b", "stopped")];
+        assert_eq!(q.observe(&mut ms, later), ["b"]);
+        // The grace still counts from the start that timed out, not from the handover.
+        let mut ms = vec![listed("b", "stopped")];
+        assert!(
+            q.observe(&mut ms, t0 + START_GRACE + Duration::from_secs(1))
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What each app's ticks remember, kept in PostgreSQL when coordination is on (`postgres-url`),
 //! so that it survives a restart of every replica and a handover of the app to another replica:
 //! the target history of `scale-down-window`, the last scale-up (steps, `scale-down-cooldown`),
-//! the region cursor, the `on-error` fallback states and the last decision records of `/status`.
+//! the region cursor, the `on-error` fallback states, the last decision records of `/status`, and
+//! the recent creates and starts of unknown outcome that the machine list may not show yet.
 //!
 //! # Schema
 //!
@@ -21,9 +22,11 @@
 //! app (partitioned, released, replaced) can never overwrite the new owner's state.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use fas_reconcile::{BehaviorState, RegionCursor, TargetHistory};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::fallback::StoredFallback;
 use crate::status::TickRecord;
@@ -148,6 +151,20 @@ pub fn lock_halves(key: i64) -> (i64, i64) {
     ((k >> 32) as i64, (k & 0xffff_ffff) as i64)
 }
 
+/// The wall-clock time (Unix seconds) of the monotonic instant `at`, given one moment read on
+/// both clocks (`now`, `wall`): what the database keeps of a monotonic time.
+pub fn to_wall(at: Instant, now: Instant, wall: SystemTime) -> f64 {
+    crate::status::unix(wall) - now.saturating_duration_since(at).as_secs_f64()
+}
+
+/// The monotonic instant of the wall-clock time `at` (Unix seconds), given one moment read on
+/// both clocks: never later than `now` (a time from the future, clock skew, counts as `now`);
+/// `None` when it is older than the monotonic clock can express.
+pub fn from_wall(at: f64, now: Instant, wall: SystemTime) -> Option<Instant> {
+    let age = (crate::status::unix(wall) - at).max(0.0);
+    now.checked_sub(Duration::try_from_secs_f64(age).ok()?)
+}
+
 /// The version of the [`StoredApp`] document (inside the JSON, apart from the schema version).
 pub const DOCUMENT_VERSION: u32 = 1;
 
@@ -168,6 +185,11 @@ pub struct StoredApp {
     pub fallbacks: BTreeMap<String, StoredFallback>,
     /// The last decision records, newest first (`/status`).
     pub records: Vec<TickRecord>,
+    /// Machines created by recent ticks that the list may not show yet
+    /// ([`crate::creates::RecentCreates`]): a new owner counts them as the old one did.
+    pub creates: Vec<crate::creates::StoredBatch>,
+    /// Starts of unknown outcome (machine id → wall-clock time), [`crate::pending::PendingStarts`].
+    pub pending_starts: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]
@@ -222,5 +244,28 @@ mod tests {
         assert_eq!(doc.records[0].decision, Some("start"));
         assert_eq!(doc.records[0].actions[0].outcome, "ok");
         assert_eq!(doc.records[1].trigger, "unknown");
+        assert!(doc.creates.is_empty() && doc.pending_starts.is_empty());
+    }
+
+    #[test]
+    fn wall_times_round_trip_and_never_lie_in_the_future() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let at = now - Duration::from_secs(30);
+        let w = to_wall(at, now, wall);
+        assert!((crate::status::unix(wall) - w - 30.0).abs() < 1e-6);
+        // Read back by a process 5 s later on both clocks: still 35 s old.
+        let later = now + Duration::from_secs(5);
+        let back = from_wall(w, later, wall + Duration::from_secs(5)).unwrap();
+        assert!(
+            later.duration_since(back).abs_diff(Duration::from_secs(35)) < Duration::from_millis(1)
+        );
+        // From the future (skew): now.
+        assert_eq!(from_wall(w + 100.0, now, wall), Some(now));
+        // Very old: very old (or none where the monotonic clock cannot express it).
+        assert!(
+            from_wall(-1e12, now, wall)
+                .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1_000_000))
+        );
     }
 }

@@ -267,6 +267,8 @@ impl AppState {
                 .map(|(m, f)| (m.clone(), f.to_stored(now, wall)))
                 .collect(),
             records,
+            creates: self.creates.to_stored(now, wall),
+            pending_starts: self.starts.to_stored(now, wall),
         }
     }
 
@@ -287,6 +289,8 @@ impl AppState {
                 (m.clone(), state)
             })
             .collect();
+        self.creates = RecentCreates::from_stored(&doc.creates, now, wall);
+        self.starts = crate::pending::PendingStarts::from_stored(&doc.pending_starts, now, wall);
     }
 }
 
