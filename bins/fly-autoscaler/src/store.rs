@@ -248,6 +248,19 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seed_is_a_full_document_that_round_trips() {
+        let seed = include_str!("../../../fuzz/corpus/stored_state/seed-full");
+        let doc: StoredApp = serde_json::from_str(seed).unwrap();
+        assert_eq!(doc.history.len(), 2);
+        assert_eq!(doc.records[0].actions.len(), 2);
+        assert_eq!(doc.creates.len(), 1);
+        assert_eq!(doc.pending_starts.len(), 1);
+        assert!(doc.behavior.last_scale_up().is_some());
+        let again: StoredApp = serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+        assert_eq!(doc, again);
+    }
+
+    #[test]
     fn wall_times_round_trip_and_never_lie_in_the_future() {
         let now = Instant::now();
         let wall = SystemTime::now();
