@@ -51,7 +51,8 @@ struct Batch {
     machines: BTreeMap<String, Entry>,
 }
 
-/// A [`Batch`] as the database keeps it ([`crate::store`]): its time in Unix seconds.
+/// One tick's batch of creates as the database keeps it ([`crate::store`]): its time in Unix
+/// seconds and its machines.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredBatch {
     at: f64,
