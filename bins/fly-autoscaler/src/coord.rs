@@ -496,6 +496,17 @@ impl Coordinator {
         self.lock().holders.clone()
     }
 
+    /// What the status page shows of this replica ([`crate::page::ReplicaView`]).
+    pub fn page_view(&self) -> crate::page::ReplicaView {
+        let st = self.lock();
+        crate::page::ReplicaView {
+            id: self.id.clone(),
+            confirmed: self.confirmed(&st),
+            replicas: st.replicas,
+            holders: st.holders.clone(),
+        }
+    }
+
     /// Whether the state store is usable on the current session.
     pub fn has_store(&self) -> bool {
         self.lock()

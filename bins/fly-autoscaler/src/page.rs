@@ -137,6 +137,25 @@ fn number(v: f64) -> String {
 
 /// Renders the whole page for `apps` at `now`.
 pub fn render(apps: &[AppStatus], now: SystemTime) -> String {
+    render_with(apps, None, now)
+}
+
+/// What the page shows of the coordination of replicas (`postgres-url`).
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaView {
+    /// This replica's id.
+    pub id: String,
+    /// Whether its session is confirmed (it may act).
+    pub confirmed: bool,
+    /// Live replicas at the last count.
+    pub replicas: usize,
+    /// Who held each app's lock at the last round (app → replica id).
+    pub holders: std::collections::BTreeMap<String, String>,
+}
+
+/// [`render`], with a line naming this replica and, per app, who holds it when coordination is
+/// on.
+pub fn render_with(apps: &[AppStatus], replica: Option<&ReplicaView>, now: SystemTime) -> String {
     let mut out = String::with_capacity(4096 + apps.len() * 8192);
     let _ = write!(
         out,
@@ -151,6 +170,23 @@ pub fn render(apps: &[AppStatus], now: SystemTime) -> String {
         if apps.len() == 1 { "" } else { "s" },
         generated = escape(&crate::status::rfc3339(now)),
     );
+    if let Some(r) = replica {
+        let held = r.holders.values().filter(|id| **id == r.id).count();
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\" id=\"replica\">Replica <code>{}</code> · {} live · session {} · \
+             holds {held} of {} app{}</p>",
+            escape(&r.id),
+            r.replicas,
+            if r.confirmed {
+                "confirmed"
+            } else {
+                "<span class=\"err\">not confirmed: acting on nothing</span>"
+            },
+            apps.len(),
+            if apps.len() == 1 { "" } else { "s" },
+        );
+    }
     if apps.is_empty() {
         out.push_str("<p id=\"empty\">No app has been reconciled yet.</p>\n");
     } else {
@@ -160,7 +196,7 @@ pub fn render(apps: &[AppStatus], now: SystemTime) -> String {
              <th>Next tick</th></tr></thead>\n<tbody>\n",
         );
         for app in apps {
-            app_rows(&mut out, app, now);
+            app_rows(&mut out, app, replica, now);
         }
         out.push_str("</tbody></table>\n");
     }
@@ -168,12 +204,21 @@ pub fn render(apps: &[AppStatus], now: SystemTime) -> String {
     out
 }
 
-fn app_rows(out: &mut String, app: &AppStatus, now: SystemTime) {
+fn app_rows(out: &mut String, app: &AppStatus, replica: Option<&ReplicaView>, now: SystemTime) {
     let name = escape(&app.app);
     let _ = write!(
         out,
-        "<tr class=\"app\" data-app=\"{name}\"><td><strong>{name}</strong></td>"
+        "<tr class=\"app\" data-app=\"{name}\"><td><strong>{name}</strong>"
     );
+    if let Some(r) = replica {
+        let holder = match r.holders.get(&app.app) {
+            Some(id) if *id == r.id => "held here".to_owned(),
+            Some(id) => format!("held by <code>{}</code>", escape(id)),
+            None => "held by nobody".to_owned(),
+        };
+        let _ = write!(out, "<br><span class=\"dim holder\">{holder}</span>");
+    }
+    out.push_str("</td>");
     match &app.last {
         None => out.push_str(
             "<td class=\"dim\">no tick yet</td><td></td><td></td><td></td><td></td><td></td>",
@@ -771,6 +816,27 @@ mod tests {
         assert!(html.contains("in 12s"));
         assert!(html.contains("start m1"));
         assert!(html.contains("started 0 &lt; min 2"));
+        let replica = ReplicaView {
+            id: "aaa<1>".into(),
+            confirmed: true,
+            replicas: 2,
+            holders: [
+                ("web".to_owned(), "aaa<1>".to_owned()),
+                ("api".to_owned(), "bbb".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let html = render_with(&[app("web", 3), app("api", 0)], Some(&replica), now());
+        assert!(
+            html.contains(
+                "Replica <code>aaa&lt;1&gt;</code> · 2 live · session confirmed · holds 1 of 2 apps"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("held here"), "{html}");
+        assert!(html.contains("held by <code>bbb</code>"), "{html}");
+        assert!(!render(&[app("web", 3)], now()).contains("held"));
         let empty = render(&[], now());
         assert!(empty.contains("No app has been reconciled yet."));
     }

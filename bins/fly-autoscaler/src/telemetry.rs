@@ -331,7 +331,15 @@ async fn route(req: Request<Incoming>, endpoints: &Endpoints) -> Response<Full<B
         "/" => response(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            crate::page::render(&endpoints.board.snapshot(), std::time::SystemTime::now()),
+            crate::page::render_with(
+                &endpoints.board.snapshot(),
+                endpoints
+                    .coordinator
+                    .as_ref()
+                    .map(|c| c.page_view())
+                    .as_ref(),
+                std::time::SystemTime::now(),
+            ),
         ),
         "/metrics" => response(
             StatusCode::OK,
