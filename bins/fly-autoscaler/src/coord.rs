@@ -759,6 +759,16 @@ impl Coordinator {
             let migrated = crate::store::migrate(client, &self.id)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Tables made by another role may not be usable by this one: better no store than
+            // every tick failing to load.
+            let usable: bool = client
+                .query_one(crate::store::USABLE, &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            if !usable {
+                return Err("this role may not read and write fas_app_state".to_owned());
+            }
             let statements = StoreStatements {
                 load: client
                     .prepare(crate::store::LOAD)

@@ -86,18 +86,19 @@ pub async fn migrate(
     client: &tokio_postgres::Client,
     replica: &str,
 ) -> Result<Migrated, tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "begin; select pg_advisory_xact_lock({}); \
-             create table if not exists fas_schema_migrations (\
-                 version integer primary key, \
-                 name text not null, \
-                 applied_at timestamptz not null default now(), \
-                 applied_by text not null)",
-            migration_lock()
-        ))
-        .await?;
+    client.batch_execute("begin").await?;
     let result = async {
+        client
+            .batch_execute(&format!(
+                "select pg_advisory_xact_lock({}); \
+                 create table if not exists fas_schema_migrations (\
+                     version integer primary key, \
+                     name text not null, \
+                     applied_at timestamptz not null default now(), \
+                     applied_by text not null)",
+                migration_lock()
+            ))
+            .await?;
         let row = client
             .query_one(
                 "select coalesce(max(version), 0) from fas_schema_migrations",
@@ -122,11 +123,15 @@ pub async fn migrate(
     }
     .await;
     if result.is_err() {
-        // The transaction is aborted; end it so the session can go on (or it is closed anyway).
+        // The transaction is aborted: end it, or every later query of the session would fail
+        // (the session goes on coordinating without the store).
         let _ = client.batch_execute("rollback").await;
     }
     result
 }
+
+/// Whether this session's role may read and write the state table.
+pub const USABLE: &str = "select has_table_privilege('fas_app_state', 'select, insert, update')";
 
 /// Reads one app's state: `$1` app → `state::text`, `holder`, `updated_at` as Unix seconds.
 pub const LOAD: &str = "select state::text, holder, extract(epoch from updated_at)::float8 \

@@ -333,7 +333,10 @@ async fn serve_with_a_postgres_url_owns_its_app_and_never_shows_the_password() {
     assert_eq!(replica["holders"]["web"], id.as_str(), "{replica}");
     let (_, page) = http_get(port, "/").expect("/");
     assert!(page.contains("held here"), "{page}");
-    assert!(page.contains(&format!("Replica <code>{id}</code>")), "{page}");
+    assert!(
+        page.contains(&format!("Replica <code>{id}</code>")),
+        "{page}"
+    );
     let (_, metrics) = http_get(port, "/metrics").expect("/metrics");
     assert!(metrics.contains("fas_owned_apps 1"), "{metrics}");
     assert!(

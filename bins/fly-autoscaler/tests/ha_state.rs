@@ -193,6 +193,64 @@ async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
     stop.cancel();
 }
 
+/// A role that may not create tables (PostgreSQL 15 no longer lets every role create in
+/// `public`) still coordinates: the store is off on its session (`store: false`), the app is
+/// owned and a save is a no-op, never an error that stops acting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_create_still_coordinates_with_state_in_memory() {
+    let pg = PgServer::start().await;
+    let (admin, _conn) = connect(&pg).await;
+    admin
+        .batch_execute("create role limited login")
+        .await
+        .expect("create role");
+    let stop = CancellationToken::new();
+    let url = SecretString::from(pg.url().replace("fas@", "limited@"));
+    let coord =
+        Coordinator::start_with_id(&url, fast_policy(), "limited".into(), stop.clone()).unwrap();
+    coord.set_apps(&["a".to_owned()]);
+    let t0 = Instant::now();
+    while !coord.may_act("a") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!coord.has_store());
+    assert_eq!(coord.status_json()["store"], false);
+    assert_eq!(coord.save_state("a", "{}").await.unwrap(), Saved::NoStore);
+    assert!(coord.load_state("a").await.unwrap().is_none());
+    // Still owned a few heartbeats later: the missing store does not end the session.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(coord.may_act("a"));
+    let tables: i64 = admin
+        .query_one(
+            "select count(*) from pg_tables where tablename like 'fas_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing was created");
+    stop.cancel();
+    // The tables made by another role (the administrator migrated first): still no store for a
+    // role that may not use them, rather than every tick failing to load.
+    store::migrate(&admin, "admin").await.unwrap();
+    admin
+        .batch_execute("grant create, usage on schema public to limited")
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let coord =
+        Coordinator::start_with_id(&url, fast_policy(), "limited2".into(), stop.clone()).unwrap();
+    coord.set_apps(&["a".to_owned()]);
+    let t0 = Instant::now();
+    while !coord.may_act("a") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!coord.has_store());
+    stop.cancel();
+}
+
 /// Every replica restarts (SIGKILL) while the scale-down window holds a high target: the new
 /// replicas continue the window from the stored history (no burst of stops at their first
 /// tick), scale down once the window has passed, and show the old decision records.
