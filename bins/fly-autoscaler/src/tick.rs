@@ -638,6 +638,11 @@ impl Reconciler {
         if self.with_state(app, |s| s.restored_for == Some(token)) {
             return Ok(());
         }
+        if !coord.has_store() {
+            // No store on this session: what this replica remembers is all there is.
+            self.with_state(app, |s| s.restored_for = Some(token));
+            return Ok(());
+        }
         let store = m::STATE_LOADS;
         let loaded = match coord.load_state(app).await {
             Ok(l) => l,
