@@ -134,6 +134,11 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
             started.postgres_query_timeout,
             started.postgres_slack,
         );
+        if started.dry_run {
+            info!(
+                "dry run with postgres-url: this replica takes no app lock (the live replicas keep acting) and shadows every app"
+            );
+        }
         let coord = crate::coord::Coordinator::start(url, policy, coord_stop.clone())?;
         reconciler.set_coordinator(coord);
     }

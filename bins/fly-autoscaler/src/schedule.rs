@@ -249,7 +249,13 @@ pub async fn run_with(
             refresh_apps(&reconciler, &mut slots, now, policy.interval).await;
             triggers.set_known(slots.keys());
             if let Some(c) = reconciler.coordinator() {
-                c.set_apps(slots.keys());
+                // A dry run holds no lock: it acts on nothing, and holding an app would keep the
+                // live replicas from acting on it. It ticks every app (see `owns`).
+                if reconciler.config().dry_run {
+                    c.set_apps(std::iter::empty());
+                } else {
+                    c.set_apps(slots.keys());
+                }
             }
             let names: Vec<String> = slots.keys().cloned().collect();
             reconciler.board().set_apps(&names);
@@ -361,11 +367,14 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Whether this replica ticks `app`: always without coordination; with it, only while it holds
-/// the app's lock on a confirmed session ([`crate::coord`]). An app it does not own keeps its
-/// slot and is ticked once owned (at once if it became due meanwhile).
+/// Whether this replica ticks `app`: always without coordination or in a dry run (which acts on
+/// nothing and holds no lock); with coordination, only while it holds the app's lock on a
+/// confirmed session ([`crate::coord`]). An app it does not own keeps its slot and is ticked once
+/// owned (at once if it became due meanwhile).
 fn owns(reconciler: &Reconciler, app: &str) -> bool {
-    reconciler.coordinator().is_none_or(|c| c.may_act(app))
+    reconciler
+        .coordinator()
+        .is_none_or(|c| c.may_act(app) || reconciler.config().dry_run)
 }
 
 /// Resolves when the coordinator's ownership changes; never without coordination.

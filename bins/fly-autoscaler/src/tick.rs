@@ -488,6 +488,7 @@ impl Reconciler {
             Err(_) => "skipped_error",
         };
         if let Some(coord) = self.coord.get()
+            && !rt.config.dry_run
             && !matches!(
                 result,
                 Err(TickError::LockNotConfirmed | TickError::StateNotLoaded(_))

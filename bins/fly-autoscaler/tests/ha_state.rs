@@ -385,3 +385,60 @@ async fn restarting_every_replica_continues_the_scale_down_window() {
         f.stop().await;
     }
 }
+
+/// A dry-run replica (shadow mode) beside a live one, on the same database: it takes no lock, so
+/// the live replica owns the app and scales it, while the shadow still ticks the app and records
+/// what it would do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_replica_takes_no_lock_and_shadows_every_app() {
+    use support::{FakeProm, Fas, PromAnswer, add_machines, base_env, http_get, set, wait_until};
+    let pg = PgServer::start().await;
+    let sim = support::sim().await;
+    add_machines(&sim, "web", 3, &MachineSpec::new().state("stopped"));
+    let prom = FakeProm::start(PromAnswer::Value(20.0)).await;
+    let env = |port: u16, dry: bool| {
+        let mut env = base_env(&sim, &prom.url(), "web", port);
+        set(&mut env, "FAS_POSTGRES_URL", &pg.url());
+        set(&mut env, "FAS_POSTGRES_HEARTBEAT", "1s");
+        set(&mut env, "FAS_POSTGRES_QUERY_TIMEOUT", "500ms");
+        if dry {
+            set(&mut env, "FAS_DRY_RUN", "true");
+        }
+        env
+    };
+    // The shadow starts first: were it to take locks, it would own the app.
+    let shadow_port = fas_testkit::free_port();
+    let mut shadow = Fas::spawn(&["serve"], &env(shadow_port, true));
+    let status = |port: u16| -> Option<serde_json::Value> {
+        let (code, body) = http_get(port, "/status")?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    };
+    wait_until(
+        &mut shadow,
+        "the shadow records a would-be decision",
+        || status(shadow_port).is_some_and(|s| s["apps"][0]["last"]["outcome"] == "would_scale"),
+    )
+    .await;
+    let live_port = fas_testkit::free_port();
+    let mut live = Fas::spawn(&["serve"], &env(live_port, false));
+    wait_until(&mut live, "the live replica scales web", || {
+        sim.count_in_state("web", "started") == 2
+    })
+    .await;
+    let s = status(live_port).unwrap();
+    assert_eq!(s["replica"]["owned"], serde_json::json!(["web"]), "{s}");
+    let shadow_status = status(shadow_port).unwrap();
+    assert_eq!(
+        shadow_status["replica"]["owned"],
+        serde_json::json!([]),
+        "{shadow_status}"
+    );
+    let (_, metrics) = http_get(shadow_port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("fas_lock_acquisitions_total 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("fas_state_saves_total"), "{metrics}");
+    live.stop().await;
+    shadow.stop().await;
+}
