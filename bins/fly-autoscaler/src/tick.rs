@@ -677,12 +677,9 @@ impl Reconciler {
                 }
             },
         };
+        let fresh = crate::store::StoredApp::default();
         self.with_state(app, |s| {
-            if let Some(doc) = &doc {
-                s.restore(doc);
-            } else {
-                s.restore(&crate::store::StoredApp::default());
-            }
+            s.restore(doc.as_ref().unwrap_or(&fresh));
             s.restored_for = Some(token);
         });
         if let Some(doc) = doc
