@@ -140,6 +140,7 @@ pub async fn serve(sources: Sources) -> anyhow::Result<()> {
             );
         }
         let coord = crate::coord::Coordinator::start(url, policy, coord_stop.clone())?;
+        coord.set_shadow(started.dry_run);
         reconciler.set_coordinator(coord);
     }
     drop(started);

@@ -47,6 +47,11 @@ use crate::telemetry as m;
 /// The prefix of every replica's `application_name` (followed by the replica id).
 pub const APPLICATION_PREFIX: &str = "fly-autoscaler/";
 
+/// The prefix of a dry-run replica's `application_name`: it is not counted among the live
+/// replicas (it takes no app, so counting it would shrink the others' fair share and leave apps
+/// unowned).
+pub const SHADOW_PREFIX: &str = "fly-autoscaler-shadow/";
+
 /// The prefix hashed with the app name into its lock key (the namespace of the locks).
 pub const LOCK_NAMESPACE: &str = "fly-autoscaler:";
 
@@ -293,6 +298,8 @@ struct State {
     holders: BTreeMap<String, String>,
     /// The live session, for the state store (`None` between sessions).
     session: Option<Session>,
+    /// A dry run: the session is named with [`SHADOW_PREFIX`] and holds no app.
+    shadow: bool,
 }
 
 /// The session's client and whether the state store is usable on it.
@@ -435,6 +442,22 @@ impl Coordinator {
     fn confirmed(&self, st: &State) -> bool {
         st.confirmed_at
             .is_some_and(|t| t.elapsed() < self.policy.confirmation_ttl())
+    }
+
+    /// Makes this replica a shadow (a dry run: it takes no app and is not counted among the live
+    /// replicas, from its next round) or a live replica again.
+    pub fn set_shadow(&self, shadow: bool) {
+        self.lock().shadow = shadow;
+    }
+
+    /// The session's `application_name`.
+    fn application_name(&self, shadow: bool) -> String {
+        let prefix = if shadow {
+            SHADOW_PREFIX
+        } else {
+            APPLICATION_PREFIX
+        };
+        format!("{prefix}{}", self.id)
     }
 
     /// Tells the coordinator which apps the loop manages (after each app-list read).
@@ -617,16 +640,20 @@ impl Coordinator {
     async fn run(self: Arc<Self>, target: Target, shutdown: CancellationToken) {
         let mut backoff = self.policy.min_backoff;
         loop {
+            // The session is named for what this replica is now; a later change renames it.
+            let shadow = self.lock().shadow;
             let connected = tokio::select! {
                 () = shutdown.cancelled() => break,
-                r = self.connect(&target) => r,
+                r = self.connect(&target, shadow) => r,
             };
             match connected {
                 Ok((client, mut connection)) => {
                     let client = Arc::new(client);
                     backoff = self.policy.min_backoff;
                     info!(replica = %self.id, host = %self.host, "coordination session open");
-                    let reason = self.session(&client, &mut connection, &shutdown).await;
+                    let reason = self
+                        .session(&client, &mut connection, shadow, &shutdown)
+                        .await;
                     self.lose_all(&reason);
                     drop(client);
                     connection.abort();
@@ -651,11 +678,12 @@ impl Coordinator {
     async fn connect(
         &self,
         target: &Target,
+        shadow: bool,
     ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), CoordError> {
         let p = &self.policy;
         let mut config = target.config.clone();
         config
-            .application_name(format!("{APPLICATION_PREFIX}{}", self.id))
+            .application_name(self.application_name(shadow))
             .connect_timeout(p.connect_timeout)
             .keepalives(true)
             .keepalives_idle(p.keepalive_idle)
@@ -713,6 +741,7 @@ impl Coordinator {
         &self,
         client: &Arc<tokio_postgres::Client>,
         connection: &mut tokio::task::JoinHandle<()>,
+        named_shadow: bool,
         shutdown: &CancellationToken,
     ) -> String {
         let statements = tokio::select! {
@@ -735,11 +764,25 @@ impl Coordinator {
         });
         let mut every = tokio::time::interval(self.policy.heartbeat);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut named_shadow = named_shadow;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return "shutdown".into(),
                 _ = &mut *connection => return "connection closed".into(),
                 _ = every.tick() => {}
+            }
+            // A reload into or out of a dry run renames the session before the round counts.
+            let shadow = self.lock().shadow;
+            if shadow != named_shadow {
+                let name = self.application_name(shadow);
+                let sql = "select set_config('application_name', $1, false)";
+                match tokio::time::timeout(self.policy.query_timeout, client.execute(sql, &[&name]))
+                    .await
+                {
+                    Ok(Ok(_)) => named_shadow = shadow,
+                    Ok(Err(e)) => return CoordError::Query(e.to_string()).to_string(),
+                    Err(_) => return CoordError::Timeout(self.policy.query_timeout).to_string(),
+                }
             }
             let round = tokio::select! {
                 r = self.round(client, &statements) => r,

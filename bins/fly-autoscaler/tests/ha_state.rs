@@ -386,6 +386,51 @@ async fn restarting_every_replica_continues_the_scale_down_window() {
     }
 }
 
+/// A shadow (dry-run) replica is not counted among the live replicas: a live replica beside it
+/// takes every app (were the shadow counted, the live one would stop at half and leave the rest
+/// unowned), and a shadow turned live takes its share again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_does_not_shrink_the_live_replicas_share() {
+    let pg = PgServer::start().await;
+    let url = SecretString::from(pg.url());
+    let apps: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
+    let stop = CancellationToken::new();
+    let shadow =
+        Coordinator::start_with_id(&url, fast_policy(), "shadow".into(), stop.clone()).unwrap();
+    shadow.set_shadow(true);
+    shadow.set_apps(std::iter::empty());
+    let live =
+        Coordinator::start_with_id(&url, fast_policy(), "live".into(), stop.clone()).unwrap();
+    live.set_apps(&apps);
+    let t0 = Instant::now();
+    while live.owned().len() < apps.len() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the live replica owns {:?} (replicas counted: {})",
+            live.owned(),
+            live.replicas()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(live.replicas(), 1);
+    assert!(shadow.owned().is_empty());
+    // The shadow turns live (a reload turned dry-run off): it is counted again and takes its
+    // share from the other, which releases down to 5 (10 > 5 + slack 1).
+    shadow.set_shadow(false);
+    shadow.set_apps(&apps);
+    let t0 = Instant::now();
+    while !(shadow.owned().len() == 5 && live.owned().len() == 5) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "shadow {:?}, live {:?}",
+            shadow.owned(),
+            live.owned()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+}
+
 /// A dry-run replica (shadow mode) beside a live one, on the same database: it takes no lock, so
 /// the live replica owns the app and scales it, while the shadow still ticks the app and records
 /// what it would do.
