@@ -10,7 +10,10 @@
 //! this process, so the child's numbers are the autoscaler's alone.
 //!
 //! Run with `cargo bench -p fly-autoscaler --bench fleet` (`APPS=n`, `CONCURRENCY=n`,
-//! `WINDOWS=n` change the defaults: 5 000, 64, 4).
+//! `WINDOWS=n` change the defaults: 5 000, 64, 4). `WRAP="heaptrack -o /tmp/fleet"` (any command
+//! prefix, split on spaces, given `PATH`) runs the child under it: CPU and RSS are still read
+//! from the `fly-autoscaler` process itself, which is killed at the end (SIGKILL), so heaptrack's
+//! "leaked" memory is the live heap at steady state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -33,6 +36,56 @@ fn knob(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a bench binary reads its knobs from the environment, as documented above"
+)]
+/// The `WRAP` command prefix, and the `PATH` the wrapper needs (none without a wrapper).
+fn wrap() -> (Vec<String>, Option<std::ffi::OsString>) {
+    let wrap: Vec<String> = std::env::var("WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let path = std::env::var_os("PATH").filter(|_| !wrap.is_empty());
+    (wrap, path)
+}
+
+/// `pid` itself or its first descendant named `fly-autoscaler` (the child under a `WRAP`
+/// command), waiting for it to appear.
+fn autoscaler_pid(pid: u32) -> u32 {
+    let name = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let parent = |p: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        rest.split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse::<u32>().ok())
+    };
+    for _ in 0..100 {
+        let procs: Vec<u32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        for &p in &procs {
+            if !name(p).starts_with("fly-autoscaler") {
+                continue;
+            }
+            let mut q = Some(p);
+            while let Some(x) = q.filter(|&x| x > 1) {
+                if x == pid {
+                    return p;
+                }
+                q = parent(x);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pid
 }
 
 /// utime + stime of `pid`, in seconds.
@@ -117,7 +170,16 @@ async fn main() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fly-autoscaler"))
+    let (wrap, path) = wrap();
+    let mut command = match wrap.split_first() {
+        None => Command::new(env!("CARGO_BIN_EXE_fly-autoscaler")),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_fly-autoscaler"));
+            c
+        }
+    };
+    let mut child = command
         .arg("serve")
         .env_clear()
         .envs([
@@ -138,11 +200,12 @@ async fn main() {
             ("FAS_PROMETHEUS_GROUP_BY", "app".to_owned()),
             ("FAS_STARTED_MACHINE_COUNT", "queue_depth".to_owned()),
         ])
+        .envs(path.map(|p| ("PATH", p)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn fly-autoscaler (cargo bench builds it)");
-    let pid = child.id();
+    let pid = autoscaler_pid(child.id());
     println!(
         "fleet: {n_apps} apps x 3 machines, {LATENCY_MS} ms latency, rate limits on, concurrency {concurrency}, interval 15 s"
     );
@@ -203,6 +266,14 @@ async fn main() {
         100.0 * cpu / wall
     );
     println!("| RSS at the end / peak | {rss:.1} MiB / {hwm:.1} MiB |");
-    let _ = child.kill();
+    if pid != child.id() {
+        // Under a wrapper: kill the autoscaler and let the wrapper finish (heaptrack writes
+        // its file after the profiled process is gone).
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    } else {
+        let _ = child.kill();
+    }
     let _ = child.wait();
 }

@@ -199,7 +199,7 @@ pub struct StoredFallback {
 /// collected are dropped). Pure: no log, no metric (see [`record`]).
 pub fn decide_all(
     policies: &BTreeMap<String, OnError>,
-    states: &mut BTreeMap<String, FallbackState>,
+    states: &mut crate::named::Named<FallbackState>,
     results: Vec<(String, Result<f64, CollectError>)>,
     now: Instant,
 ) -> Vec<(String, Decision<CollectError>)> {
@@ -208,7 +208,7 @@ pub fn decide_all(
         .into_iter()
         .map(|(metric, result)| {
             let policy = policies.get(&metric).copied().unwrap_or_default();
-            let state = states.entry(metric.clone()).or_default();
+            let state = states.get_or_default(&metric);
             let decision = state.apply(&policy, result, now);
             (metric, decision)
         })
@@ -248,7 +248,7 @@ pub fn record(
                     );
                     metrics::counter!(
                         m::FALLBACK,
-                        "app" => app.to_owned(),
+                        "app" => m::app_label(app),
                         "metric" => metric.clone(),
                         "mode" => mode.as_str()
                     )
@@ -455,7 +455,7 @@ mod tests {
     fn decide_all_keeps_each_metric_apart_and_forgets_the_metrics_gone() {
         let t0 = Instant::now();
         let policies = BTreeMap::from([("a".to_owned(), HOLD), ("b".to_owned(), OnError::Skip)]);
-        let mut states = BTreeMap::new();
+        let mut states = crate::named::Named::new();
         let err = empty;
         let first = decide_all(
             &policies,

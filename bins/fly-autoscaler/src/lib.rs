@@ -16,6 +16,7 @@ pub mod demo;
 pub mod fallback;
 pub mod fly;
 pub mod http;
+pub mod named;
 pub mod ops;
 pub mod page;
 pub mod pending;

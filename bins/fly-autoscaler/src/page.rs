@@ -540,7 +540,7 @@ pub fn chart_svg(
         );
     }
     // Metrics: each normalised to its own range, one vertex per point.
-    let mut names: Vec<&String> = points.iter().flat_map(|p| p.metrics.keys()).collect();
+    let mut names: Vec<&str> = points.iter().flat_map(|p| p.metrics.keys()).collect();
     names.sort();
     names.dedup();
     for (i, name) in names.into_iter().enumerate() {
@@ -626,7 +626,7 @@ fn axes(out: &mut String, frame: &Frame, max: f64, end_label: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, VecDeque};
+    use std::collections::VecDeque;
 
     use super::*;
     use crate::status::{ActionRecord, MetricRecord, NextTick};
@@ -640,10 +640,12 @@ mod tests {
     fn point(i: usize) -> ChartPoint {
         ChartPoint {
             t: NOW - 3_000.0 + i as f64 * 10.0,
-            metrics: BTreeMap::from([
+            metrics: [
                 ("queue_depth".to_owned(), i as f64 * 2.5),
                 ("latency".to_owned(), 100.0 - i as f64),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
             targets: Targets {
                 created: None,
                 started: Some(Bounds {

@@ -14,7 +14,7 @@ pub fn record_targets(app: &str, targets: &Targets) {
     for (count, bounds) in [("created", &targets.created), ("started", &targets.started)] {
         if let Some(b) = bounds {
             for (bound, v) in [("min", b.min), ("max", b.max)] {
-                metrics::gauge!(m::TARGET, "app" => app.to_owned(), "count" => count, "bound" => bound)
+                metrics::gauge!(m::TARGET, "app" => m::app_label(app), "count" => count, "bound" => bound)
                     .set(f64::from(v));
             }
         }
@@ -26,7 +26,7 @@ pub fn record_counts(app: &str, plan: &Plan, reported: &mut BTreeSet<String>) {
     reported.extend(plan.counts.by_state.keys().cloned());
     for state in reported.iter() {
         let n = plan.counts.by_state.get(state).copied().unwrap_or(0);
-        metrics::gauge!(m::MACHINES, "app" => app.to_owned(), "state" => state.clone())
+        metrics::gauge!(m::MACHINES, "app" => m::app_label(app), "state" => state.clone())
             .set(f64::from(n));
     }
 }
@@ -56,7 +56,7 @@ pub fn record_report(app: &str, plan: &Plan, report: &Report) {
         let s = stats.of(kind);
         let name = m::machine_count_metric(kind);
         for (status, n) in [("ok", s.ok), ("failed", s.failed), ("skipped", s.skipped)] {
-            metrics::counter!(name, "app" => app.to_owned(), "status" => status)
+            metrics::counter!(name, "app" => m::app_label(app), "status" => status)
                 .increment(u64::from(n));
         }
     }
@@ -69,7 +69,7 @@ pub fn record_dry_run(app: &str, plan: &Plan) {
         metrics::counter!(m::RECONCILE_COUNT, "status" => plan.kind().as_str()).increment(1);
     }
     for pa in &plan.actions {
-        metrics::counter!(m::DRY_RUN_ACTIONS, "app" => app.to_owned(), "kind" => pa.action.kind().as_str())
+        metrics::counter!(m::DRY_RUN_ACTIONS, "app" => m::app_label(app), "kind" => pa.action.kind().as_str())
             .increment(1);
     }
     if !plan.actions.is_empty() {

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+pub use crate::named::Named;
 use fas_reconcile::{Action, Counts, Outcome, Plan, Report, Targets};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::time::Instant;
@@ -109,7 +110,7 @@ pub struct TickRecord {
     pub decision: Option<Word>,
     /// Each metric's value or error.
     #[serde(default)]
-    pub metrics: BTreeMap<String, MetricRecord>,
+    pub metrics: Named<MetricRecord>,
     /// Targets the expressions gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated: Option<Targets>,
@@ -213,7 +214,7 @@ impl TickRecord {
             outcome: "skipped",
             reason: None,
             decision: None,
-            metrics: BTreeMap::new(),
+            metrics: Named::new(),
             evaluated: None,
             stabilized: None,
             counts: None,
@@ -311,6 +312,12 @@ fn push_point(chart: &mut VecDeque<ChartPoint>, p: ChartPoint, capacity: usize) 
     if n >= 2 && chart[n - 1].t - chart[n - 2].t < spacing {
         chart.pop_back();
     }
+    // Grow by doubling but never past `capacity` (a `VecDeque` rounds up to the next power of
+    // two on its own: 32 slots for 20 points, times every app of a fleet).
+    if chart.len() == chart.capacity() && chart.len() < capacity {
+        let want = (chart.len() * 2).clamp(4, capacity);
+        chart.reserve_exact(want - chart.len());
+    }
     chart.push_back(p);
     while chart.len() > capacity || chart.front().is_some_and(|f| f.t < oldest) {
         chart.pop_front();
@@ -323,7 +330,7 @@ pub struct ChartPoint {
     /// Unix time, seconds.
     pub t: f64,
     /// Metric values.
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: Named<f64>,
     /// Targets the plan used.
     pub targets: Targets,
     /// Started machines (`started` + `starting`).
@@ -368,7 +375,9 @@ struct Liveness {
 /// The status of every app and of the loop, shared by the loop and the HTTP endpoints.
 #[derive(Debug)]
 pub struct StatusBoard {
-    apps: Mutex<BTreeMap<String, AppStatus>>,
+    /// Boxed: a B-tree node has room for 11 entries, most of them empty, and an `AppStatus`
+    /// is a few hundred bytes.
+    apps: Mutex<BTreeMap<String, Box<AppStatus>>>,
     live: Mutex<Liveness>,
     first_pass: Mutex<Option<Vec<String>>>,
 }
@@ -401,7 +410,7 @@ impl StatusBoard {
         StatusBoard::default()
     }
 
-    fn apps(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AppStatus>> {
+    fn apps(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Box<AppStatus>>> {
         self.apps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -410,13 +419,18 @@ impl StatusBoard {
     }
 
     /// Records a finished tick of `app` (and the loop's progress).
-    pub fn record(&self, app: &str, record: TickRecord, point: Option<ChartPoint>) {
+    pub fn record(&self, app: &str, mut record: TickRecord, point: Option<ChartPoint>) {
         {
             let mut apps = self.apps();
-            let st = apps.entry(app.to_owned()).or_insert_with(|| AppStatus {
-                app: app.to_owned(),
-                ..AppStatus::default()
+            let st = apps.entry(app.to_owned()).or_insert_with(|| {
+                Box::new(AppStatus {
+                    app: app.to_owned(),
+                    ..AppStatus::default()
+                })
             });
+            if let Some(prev) = st.history.front() {
+                record.metrics.share_names(&prev.metrics);
+            }
             match st.history.front_mut() {
                 Some(prev) if prev.same_decision(&record) => {
                     prev.repeated += 1;
@@ -425,14 +439,22 @@ impl StatusBoard {
                     prev.duration_ms = record.duration_ms;
                 }
                 _ => {
+                    // One slot more at a time: a steady app keeps one or two records, and a
+                    // record is a few hundred bytes, times every app of a fleet.
+                    if st.history.len() == st.history.capacity() && st.history.len() < HISTORY {
+                        st.history.reserve_exact(1);
+                    }
                     st.history.push_front(record.clone());
                     st.history.truncate(HISTORY);
                 }
             }
             st.last = Some(record);
-            if let Some(p) = point {
+            if let Some(mut p) = point {
                 let capacity = chart_capacity(apps.len());
                 if let Some(st) = apps.get_mut(app) {
+                    if let Some(prev) = st.chart.back() {
+                        p.metrics.share_names(&prev.metrics);
+                    }
                     push_point(&mut st.chart, p, capacity);
                 }
             }
@@ -465,9 +487,11 @@ impl StatusBoard {
     pub fn restore(&self, app: &str, mut records: Vec<TickRecord>) {
         records.truncate(HISTORY);
         let mut apps = self.apps();
-        let st = apps.entry(app.to_owned()).or_insert_with(|| AppStatus {
-            app: app.to_owned(),
-            ..AppStatus::default()
+        let st = apps.entry(app.to_owned()).or_insert_with(|| {
+            Box::new(AppStatus {
+                app: app.to_owned(),
+                ..AppStatus::default()
+            })
         });
         st.last = records.first().cloned();
         st.history = records.into();
@@ -502,9 +526,11 @@ impl StatusBoard {
     /// When `app`'s next tick is due.
     pub fn set_next(&self, app: &str, at: SystemTime, why: &'static str) {
         let mut apps = self.apps();
-        let st = apps.entry(app.to_owned()).or_insert_with(|| AppStatus {
-            app: app.to_owned(),
-            ..AppStatus::default()
+        let st = apps.entry(app.to_owned()).or_insert_with(|| {
+            Box::new(AppStatus {
+                app: app.to_owned(),
+                ..AppStatus::default()
+            })
         });
         st.next_tick = Some(NextTick {
             at: rfc3339(at),
@@ -514,12 +540,15 @@ impl StatusBoard {
 
     /// Every app's status.
     pub fn snapshot(&self) -> Vec<AppStatus> {
-        self.apps().values().cloned().collect()
+        self.apps()
+            .values()
+            .map(|st| AppStatus::clone(st))
+            .collect()
     }
 
     /// One app's status.
     pub fn app(&self, app: &str) -> Option<AppStatus> {
-        self.apps().get(app).cloned()
+        self.apps().get(app).map(|st| AppStatus::clone(st))
     }
 
     /// `/healthz`: unhealthy when the loop completed nothing within `stuck_after`
@@ -552,7 +581,7 @@ impl StatusBoard {
     pub fn point(at: SystemTime, metrics: &BTreeMap<String, f64>, plan: &Plan) -> ChartPoint {
         ChartPoint {
             t: unix(at),
-            metrics: metrics.clone(),
+            metrics: metrics.iter().map(|(n, v)| (n.clone(), *v)).collect(),
             targets: plan.targets,
             started: plan.counts.started,
             created: plan.counts.created,
@@ -607,7 +636,7 @@ mod tests {
         let mut chart = VecDeque::new();
         let point = |t: f64| ChartPoint {
             t,
-            metrics: BTreeMap::new(),
+            metrics: Named::new(),
             targets: Targets::default(),
             started: 1,
             created: 1,
@@ -639,7 +668,7 @@ mod tests {
         let b = StatusBoard::new();
         let point = |t: f64| ChartPoint {
             t,
-            metrics: BTreeMap::new(),
+            metrics: Named::new(),
             targets: Targets::default(),
             started: 1,
             created: 1,

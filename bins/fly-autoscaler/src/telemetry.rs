@@ -80,6 +80,27 @@ pub const STATE_SAVES: &str = "fas_state_saves_total";
 /// New: loads of an app's state when this replica took it (`result` = found, empty, error).
 pub const STATE_LOADS: &str = "fas_state_loads_total";
 
+/// The `app` label value of `app`'s series: one shared allocation per app for all of its series
+/// (about twenty), instead of a copy of the name in each. The recorder keeps every series it saw,
+/// so the few bytes an app leaves here when it leaves the fleet are of the same kind.
+pub fn app_label(app: &str) -> metrics::SharedString {
+    static LABELS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<Arc<str>>>> =
+        std::sync::OnceLock::new();
+    let mut labels = LABELS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let label = match labels.get(app) {
+        Some(l) => l.clone(),
+        None => {
+            let l: Arc<str> = Arc::from(app);
+            labels.insert(l.clone());
+            l
+        }
+    };
+    metrics::SharedString::from(label)
+}
+
 /// Histogram buckets (seconds) shared by the latency histograms.
 const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,

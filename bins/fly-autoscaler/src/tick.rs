@@ -116,15 +116,15 @@ pub async fn collect_each(
         let started = Instant::now();
         let result = c.collect(app).await;
         let name = c.metric_name().to_owned();
-        metrics::histogram!(m::COLLECT_DURATION, "app" => app.to_owned(), "metric" => name.clone())
+        metrics::histogram!(m::COLLECT_DURATION, "app" => m::app_label(app), "metric" => name.clone())
             .record(started.elapsed().as_secs_f64());
         match &result {
             Ok(v) => {
-                metrics::gauge!(m::METRIC_VALUE, "app" => app.to_owned(), "metric" => name.clone())
+                metrics::gauge!(m::METRIC_VALUE, "app" => m::app_label(app), "metric" => name.clone())
                     .set(*v);
             }
             Err(_) => {
-                metrics::counter!(m::COLLECT_FAILURES, "app" => app.to_owned(), "metric" => name.clone())
+                metrics::counter!(m::COLLECT_FAILURES, "app" => m::app_label(app), "metric" => name.clone())
                     .increment(1);
             }
         }
@@ -246,7 +246,8 @@ struct AppState {
     /// the gauge of an app still managed never goes idle.
     last_success: Option<f64>,
     /// Per metric, what its `on-error` fallback remembers (last good value, failures in a row).
-    fallbacks: BTreeMap<String, crate::fallback::FallbackState>,
+    /// (A [`crate::named::Named`]: a `BTreeMap` node per app is ten times the size.)
+    fallbacks: crate::named::Named<crate::fallback::FallbackState>,
     /// With coordination on, the ownership number ([`crate::coord::Coordinator::ownership`])
     /// under which this state was loaded from the database.
     restored_for: Option<u64>,
@@ -264,7 +265,7 @@ impl AppState {
             fallbacks: self
                 .fallbacks
                 .iter()
-                .map(|(m, f)| (m.clone(), f.to_stored(now, wall)))
+                .map(|(m, f)| (m.to_owned(), f.to_stored(now, wall)))
                 .collect(),
             records,
             creates: self.creates.to_stored(now, wall),
@@ -464,10 +465,10 @@ impl Reconciler {
             .reconcile_inner(&rt, app, deadline, shutdown, &mut metric_records)
             .await;
         let elapsed = started.elapsed();
-        metrics::histogram!(m::RECONCILE_DURATION, "app" => app.to_owned())
+        metrics::histogram!(m::RECONCILE_DURATION, "app" => m::app_label(app))
             .record(elapsed.as_secs_f64());
         let mut record = TickRecord::new(started_at, elapsed, trigger);
-        record.metrics = metric_records;
+        record.metrics = metric_records.into_iter().collect();
         let point = match &result {
             Ok(o) => {
                 record = record.with_plan(&o.plan, (!o.dry_run).then_some(&o.report));
@@ -496,7 +497,7 @@ impl Reconciler {
         {
             self.save_state(coord, app).await;
         }
-        metrics::counter!(m::APP_RECONCILE_COUNT, "app" => app.to_owned(), "status" => status)
+        metrics::counter!(m::APP_RECONCILE_COUNT, "app" => m::app_label(app), "status" => status)
             .increment(1);
         let last_success = self.with_state(app, |s| {
             if result.is_ok() {
@@ -505,7 +506,7 @@ impl Reconciler {
             s.last_success
         });
         if let Some(t) = last_success {
-            metrics::gauge!(m::LAST_SUCCESS, "app" => app.to_owned()).set(t);
+            metrics::gauge!(m::LAST_SUCCESS, "app" => m::app_label(app)).set(t);
         }
         result
     }
@@ -551,7 +552,7 @@ impl Reconciler {
                 SystemTime::now(),
             );
             if !seen.all_failed.is_empty() {
-                metrics::counter!(m::CREATES_ALL_FAILED, "app" => app.to_owned()).increment(1);
+                metrics::counter!(m::CREATES_ALL_FAILED, "app" => m::app_label(app)).increment(1);
                 plan.notes.push(Note {
                     kind: NoteKind::CreatesFailed,
                     message: format!(
