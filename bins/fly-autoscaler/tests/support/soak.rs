@@ -581,10 +581,10 @@ impl fmt::Display for SoakReport {
     }
 }
 
-/// Per-machine sliding windows of mutation times, and the global one.
+/// Per-machine sliding windows of mutations (time, `route status`), and the global one.
 #[derive(Debug, Default)]
 struct Rates {
-    per_machine: BTreeMap<String, VecDeque<Duration>>,
+    per_machine: BTreeMap<String, VecDeque<(Duration, String)>>,
     all: VecDeque<Duration>,
     peak_all: usize,
     peak_machine: usize,
@@ -622,21 +622,33 @@ impl Rates {
             ));
         }
         let w = self.per_machine.entry(id.clone()).or_default();
-        w.push_back(r.at);
-        while w.front().is_some_and(|t| r.at.saturating_sub(*t) >= sec) {
+        w.push_back((r.at, format!("{} {}", r.route, r.status)));
+        while w
+            .front()
+            .is_some_and(|(t, _)| r.at.saturating_sub(*t) >= sec)
+        {
             w.pop_front();
         }
         self.peak_machine = self.peak_machine.max(w.len());
         if w.len() > 3 {
             let n = w.len();
-            lock(truth).violation(format!("{n} mutating calls to {id} within one second"));
+            // Which requests, with their answers and times: retries after a 429 or a 5xx are
+            // requests too.
+            let seen: Vec<String> = w
+                .iter()
+                .map(|(t, call)| format!("{call} at {:.3}s", t.as_secs_f64()))
+                .collect();
+            lock(truth).violation(format!(
+                "{n} mutating calls to {id} within one second: {}",
+                seen.join(", ")
+            ));
         }
     }
 
     fn prune(&mut self, now: Duration) {
         self.per_machine.retain(|_, w| {
             w.back()
-                .is_some_and(|t| now.saturating_sub(*t) < Duration::from_secs(2))
+                .is_some_and(|(t, _)| now.saturating_sub(*t) < Duration::from_secs(2))
         });
     }
 }
