@@ -444,8 +444,8 @@ impl Coordinator {
             .is_some_and(|t| t.elapsed() < self.policy.confirmation_ttl())
     }
 
-    /// Makes this replica a shadow (a dry run: it takes no app and is not counted among the live
-    /// replicas, from its next round) or a live replica again.
+    /// Makes this replica a shadow (a dry run: from its next round it releases its apps, takes
+    /// none and is not counted among the live replicas) or a live replica again.
     pub fn set_shadow(&self, shadow: bool) {
         self.lock().shadow = shadow;
     }
@@ -912,10 +912,14 @@ impl Coordinator {
             // Within one session: a replica joined since the last round.
             let joined = was_confirmed && replicas > st.replicas;
             st.replicas = replicas;
-            let share = fair_share(st.apps.len(), replicas);
+            // A shadow (dry run) wants no app: it releases what it holds and takes nothing,
+            // while still knowing the apps (for `holders`).
+            let none = BTreeSet::new();
+            let wanted = if st.shadow { &none } else { &st.apps };
+            let share = fair_share(wanted.len(), replicas);
             let (release, want) = rebalance(
                 &st.owned,
-                &st.apps,
+                wanted,
                 &st.busy,
                 share,
                 self.policy.slack,
@@ -923,8 +927,7 @@ impl Coordinator {
             );
             // Unheld apps, in an order of this replica's own (so replicas try different apps
             // first and rarely collide on the same locks).
-            let mut candidates: Vec<String> = st
-                .apps
+            let mut candidates: Vec<String> = wanted
                 .iter()
                 .filter(|a| !st.owned.contains(*a))
                 .cloned()

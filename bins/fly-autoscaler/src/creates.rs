@@ -171,10 +171,12 @@ impl RecentCreates {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn listed(id: &str, state: &str) -> Machine {
+    /// A listed machine of the `app` group in `iad`, reachable, with a config (shared with the
+    /// tests of `pending.rs`).
+    pub(crate) fn listed(id: &str, state: &str) -> Machine {
         Machine {
             id: id.to_owned(),
             state: MachineState::parse(state),

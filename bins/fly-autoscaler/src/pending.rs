@@ -107,25 +107,14 @@ impl PendingStarts {
 
 #[cfg(test)]
 mod tests {
-    use fas_reconcile::{ActionOutcome, HostStatus, OpError, OpErrorKind};
+    use fas_reconcile::{ActionOutcome, OpError, OpErrorKind};
 
     use super::*;
+    use crate::creates::tests::listed;
 
     /// A timeout, as the adapter gives it: always of unknown effect.
     fn timed_out() -> OpError {
         OpError::new(OpErrorKind::Timeout, "timed out")
-    }
-
-    fn listed(id: &str, state: &str) -> Machine {
-        Machine {
-            id: id.to_owned(),
-            state: MachineState::parse(state),
-            region: "iad".to_owned(),
-            process_group: Some("app".to_owned()),
-            host: HostStatus::Ok,
-            has_config: true,
-            created_at: None,
-        }
     }
 
     fn states(ms: &[Machine]) -> Vec<(&str, &str)> {

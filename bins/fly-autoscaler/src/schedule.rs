@@ -251,13 +251,8 @@ pub async fn run_with(
             if let Some(c) = reconciler.coordinator() {
                 // A dry run holds no lock: it acts on nothing, and holding an app would keep the
                 // live replicas from acting on it. It ticks every app (see `owns`).
-                let dry_run = reconciler.config().dry_run;
-                c.set_shadow(dry_run);
-                if dry_run {
-                    c.set_apps(std::iter::empty());
-                } else {
-                    c.set_apps(slots.keys());
-                }
+                c.set_shadow(reconciler.config().dry_run);
+                c.set_apps(slots.keys());
             }
             let names: Vec<String> = slots.keys().cloned().collect();
             reconciler.board().set_apps(&names);

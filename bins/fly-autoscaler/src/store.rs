@@ -9,7 +9,7 @@
 //! Created and migrated by the binary when its coordination session opens ([`migrate`]):
 //! versioned ([`MIGRATIONS`], recorded in `fas_schema_migrations`), idempotent (a version is
 //! applied once), safe when several replicas start at once (the migration runs in one
-//! transaction under a transaction-level advisory lock, [`MIGRATION_LOCK`]). Migrations only add:
+//! transaction under a transaction-level advisory lock, [`migration_lock`]). Migrations only add:
 //! a replica of an older version keeps working on a newer schema during a rolling deploy.
 //!
 //! - `fas_app_state(app text primary key, state jsonb, holder text, updated_at timestamptz)`:
@@ -36,9 +36,6 @@ use crate::status::TickRecord;
 pub fn migration_lock() -> i64 {
     crate::coord::fnv1a64("fly-autoscaler-schema/migrations")
 }
-
-/// [`migration_lock`], as documented.
-pub const MIGRATION_LOCK: &str = "fnv1a64(\"fly-autoscaler-schema/migrations\")";
 
 /// One schema version: its number and the statements that bring the previous version to it.
 #[derive(Debug, Clone, Copy)]

@@ -25,6 +25,15 @@ async fn connect(pg: &PgServer) -> (tokio_postgres::Client, tokio::task::JoinHan
     (client, conn)
 }
 
+/// Polls `cond` every 50 ms until it holds; panics after `limit` with `state()`.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool, state: impl Fn() -> String) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "{}", state());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Six replicas migrate a fresh database at the same moment: each version is applied exactly
 /// once, every replica ends on the latest version, and migrating again changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,11 +115,12 @@ async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
     let coord =
         Coordinator::start_with_id(&url, fast_policy(), "state-test".into(), stop.clone()).unwrap();
     coord.set_apps(&["a".to_owned(), "b".to_owned()]);
-    let t0 = Instant::now();
-    while !(coord.may_act("a") && coord.has_store()) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || coord.may_act("a") && coord.has_store(),
+        || "never owned a".to_owned(),
+    )
+    .await;
     assert!(coord.ownership("a").is_some());
     assert!(!coord.may_act("b"));
     assert_eq!(
@@ -174,18 +184,15 @@ async fn a_save_lands_only_while_the_session_holds_the_app_lock() {
     assert_eq!(loaded.holder, "state-test");
     assert!(coord.load_state("b").await.unwrap().is_none());
     // /status names the holder of every app, this replica's included.
-    let t0 = Instant::now();
-    loop {
-        let holders = coord.holders();
-        if holders.get("a").map(String::as_str) == Some("state-test") && holders.len() == 1 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "holders: {holders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        || {
+            let holders = coord.holders();
+            holders.get("a").map(String::as_str) == Some("state-test") && holders.len() == 1
+        },
+        || format!("holders: {:?}", coord.holders()),
+    )
+    .await;
     let status = coord.status_json();
     assert_eq!(status["holders"]["a"], "state-test", "{status}");
     // "b" is held by a session that is not a replica: shown as unheld by any replica.
@@ -209,11 +216,12 @@ async fn a_role_without_create_still_coordinates_with_state_in_memory() {
     let coord =
         Coordinator::start_with_id(&url, fast_policy(), "limited".into(), stop.clone()).unwrap();
     coord.set_apps(&["a".to_owned()]);
-    let t0 = Instant::now();
-    while !coord.may_act("a") {
-        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || coord.may_act("a"),
+        || "never owned a".to_owned(),
+    )
+    .await;
     assert!(!coord.has_store());
     assert_eq!(coord.status_json()["store"], false);
     assert_eq!(coord.save_state("a", "{}").await.unwrap(), Saved::NoStore);
@@ -242,11 +250,12 @@ async fn a_role_without_create_still_coordinates_with_state_in_memory() {
     let coord =
         Coordinator::start_with_id(&url, fast_policy(), "limited2".into(), stop.clone()).unwrap();
     coord.set_apps(&["a".to_owned()]);
-    let t0 = Instant::now();
-    while !coord.may_act("a") {
-        assert!(t0.elapsed() < Duration::from_secs(10), "never owned a");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || coord.may_act("a"),
+        || "never owned a".to_owned(),
+    )
+    .await;
     assert!(!coord.has_store());
     stop.cancel();
 }
@@ -398,36 +407,35 @@ async fn a_shadow_does_not_shrink_the_live_replicas_share() {
     let shadow =
         Coordinator::start_with_id(&url, fast_policy(), "shadow".into(), stop.clone()).unwrap();
     shadow.set_shadow(true);
-    shadow.set_apps(std::iter::empty());
+    // It knows the apps (it shows their holders) but takes none.
+    shadow.set_apps(&apps);
     let live =
         Coordinator::start_with_id(&url, fast_policy(), "live".into(), stop.clone()).unwrap();
     live.set_apps(&apps);
-    let t0 = Instant::now();
-    while live.owned().len() < apps.len() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the live replica owns {:?} (replicas counted: {})",
-            live.owned(),
-            live.replicas()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || live.owned().len() == apps.len(),
+        || {
+            format!(
+                "the live replica owns {:?} (replicas counted: {})",
+                live.owned(),
+                live.replicas()
+            )
+        },
+    )
+    .await;
     assert_eq!(live.replicas(), 1);
     assert!(shadow.owned().is_empty());
     // The shadow turns live (a reload turned dry-run off): it is counted again and takes its
     // share from the other, which releases down to 5 (10 > 5 + slack 1).
     shadow.set_shadow(false);
     shadow.set_apps(&apps);
-    let t0 = Instant::now();
-    while !(shadow.owned().len() == 5 && live.owned().len() == 5) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "shadow {:?}, live {:?}",
-            shadow.owned(),
-            live.owned()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || shadow.owned().len() == 5 && live.owned().len() == 5,
+        || format!("shadow {:?}, live {:?}", shadow.owned(), live.owned()),
+    )
+    .await;
     stop.cancel();
 }
 
@@ -478,6 +486,12 @@ async fn a_dry_run_replica_takes_no_lock_and_shadows_every_app() {
         serde_json::json!([]),
         "{shadow_status}"
     );
+    // It still shows who holds the app (from its next round).
+    let live_id = s["replica"]["id"].clone();
+    wait_until(&mut shadow, "the shadow names the live holder", || {
+        status(shadow_port).is_some_and(|st| st["replica"]["holders"]["web"] == live_id)
+    })
+    .await;
     let (_, metrics) = http_get(shadow_port, "/metrics").unwrap();
     assert!(
         metrics.contains("fas_lock_acquisitions_total 0"),
