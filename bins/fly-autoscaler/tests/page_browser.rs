@@ -172,6 +172,8 @@ async fn status_page_renders_in_a_real_browser() {
     assert!(checked, "the chart kept growing during every browser run");
 
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/status-page.png");
+    // `target/` may not exist in this checkout (a CARGO_TARGET_DIR elsewhere).
+    std::fs::create_dir_all(shot.parent().unwrap()).expect("the screenshot's directory");
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
     tokio::task::block_in_place(|| browse(&bin, &[&arg, "--window-size=1280,900"], &url));
